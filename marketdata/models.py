@@ -1,0 +1,269 @@
+"""Market data: instruments, their daily bars, corporate actions, index membership and ingest runs."""
+from django.conf import settings
+from django.db import models
+from django.db.models import Count, Max, Min, Q
+
+
+class Exchange(models.TextChoices):
+    """ISO 10383 market identifier codes of the venues the desk trades or benchmarks against."""
+
+    XASX = "XASX", "ASX (Australian Securities Exchange)"
+    XNYS = "XNYS", "NYSE"
+    XNAS = "XNAS", "Nasdaq"
+    ARCX = "ARCX", "NYSE Arca"
+    BATS = "BATS", "Cboe BZX"
+    FX = "FX", "Foreign exchange (no venue)"
+
+
+# The calendar each venue's bars are dated in (exchange-calendars names).
+CALENDAR_OF = {"XASX": "XASX", "XNYS": "XNYS", "XNAS": "XNYS", "ARCX": "XNYS", "BATS": "XNYS"}
+CURRENCY_OF = {"XASX": "AUD", "XNYS": "USD", "XNAS": "USD", "ARCX": "USD", "BATS": "USD"}
+
+
+class AssetType(models.TextChoices):
+    EQUITY = "equity", "Equity"
+    ETF = "etf", "ETF"
+    INDEX = "index", "Index"
+    FX = "fx", "FX pair"
+    FUND = "fund", "Fund"
+
+
+class InstrumentQuerySet(models.QuerySet):
+    def search(self, text):
+        text = (text or "").strip()
+        if not text:
+            return self
+        return self.filter(Q(symbol__icontains=text) | Q(name__icontains=text))
+
+    def with_coverage(self):
+        """Annotate first/last bar date and bar count (the instrument list and coverage pages)."""
+        return self.annotate(first_date=Min("bars__date"), last_date=Max("bars__date"), bar_count=Count("bars"))
+
+
+class InstrumentManager(models.Manager.from_queryset(InstrumentQuerySet)):
+    def resolve(self, text, exchange=None):
+        """The one instrument a user means by `text`.
+
+        Accepts `BHP` (unique symbol), `XASX:BHP`, Yahoo-style `BHP.AX` and any case or padding.
+        Raises Instrument.DoesNotExist, or Instrument.MultipleObjectsReturned when a bare symbol is
+        listed on several exchanges (BHP on XASX and on XNYS are different series).
+        """
+        symbol, exchange = parse_symbol(text, exchange)
+        qs = self.filter(symbol=symbol)
+        if exchange:
+            qs = qs.filter(exchange=exchange)
+        found = list(qs[:2])
+        if not found:
+            where = f" on {exchange}" if exchange else ""
+            raise self.model.DoesNotExist(f"unknown symbol {symbol!r}{where}")
+        if len(found) > 1:
+            raise self.model.MultipleObjectsReturned(
+                f"symbol {symbol!r} is listed on several exchanges; say which, e.g. XASX:{symbol}"
+            )
+        return found[0]
+
+
+def parse_symbol(text, exchange=None):
+    """Normalise a user's symbol: ' bhp.ax ' -> ('BHP', 'XASX'); 'XNYS:brk.b' -> ('BRK.B', 'XNYS')."""
+    symbol = (text or "").strip().upper()
+    if ":" in symbol:
+        prefix, symbol = symbol.split(":", 1)
+        exchange = exchange or prefix
+    if symbol.endswith(".AX"):
+        symbol, exchange = symbol[:-3], exchange or "XASX"
+    return symbol.strip(), (exchange or None)
+
+
+class Instrument(models.Model):
+    """A tradable (or benchmark) series: one symbol on one exchange, in one currency."""
+
+    symbol = models.CharField(max_length=32, help_text="The exchange's own code, e.g. BHP, BRK.B")
+    exchange = models.CharField(max_length=8, choices=Exchange.choices)
+    currency = models.CharField(max_length=3, help_text="ISO 4217, e.g. AUD")
+    name = models.CharField(max_length=200, blank=True)
+    sector = models.CharField(max_length=100, blank=True)
+    asset_type = models.CharField(max_length=8, choices=AssetType.choices, default=AssetType.EQUITY)
+    active = models.BooleanField(default=True, help_text="Still listed; only evidence (a delisting) clears it")
+    listed_on = models.DateField(null=True, blank=True)
+    delisted_on = models.DateField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = InstrumentManager()
+
+    class Meta:
+        ordering = ["symbol", "exchange"]
+        constraints = [
+            models.UniqueConstraint(fields=["symbol", "exchange"], name="instrument_symbol_exchange_uniq"),
+            models.CheckConstraint(
+                condition=Q(delisted_on__isnull=True) | Q(listed_on__isnull=True) | Q(delisted_on__gte=models.F("listed_on")),
+                name="instrument_delisted_after_listed",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.symbol} ({self.exchange})"
+
+    @property
+    def calendar_name(self):
+        return CALENDAR_OF.get(self.exchange)
+
+    @property
+    def key(self):
+        """The unambiguous URL/API key, e.g. 'XASX:BHP'."""
+        return f"{self.exchange}:{self.symbol}"
+
+
+class PriceBarQuerySet(models.QuerySet):
+    def between(self, start=None, end=None):
+        qs = self
+        if start:
+            qs = qs.filter(date__gte=start)
+        if end:
+            qs = qs.filter(date__lte=end)
+        return qs
+
+    def clean(self):
+        """Bars fit for analytics: quarantined ones are left out."""
+        return self.filter(quarantined=False)
+
+    def flagged(self):
+        return self.exclude(flags=0)
+
+
+class PriceBar(models.Model):
+    """One instrument's daily bar, dated in its exchange's calendar day, raw prices as received.
+
+    Adjusted prices are raw x adj_factor (splits and dividends after this date). A price the provider
+    sent as zero or negative is stored as missing (NULL) and flagged, never used as a price.
+    """
+
+    instrument = models.ForeignKey(Instrument, on_delete=models.CASCADE, related_name="bars")
+    date = models.DateField(help_text="Session date in the exchange's own time zone")
+    open = models.FloatField(null=True, blank=True)
+    high = models.FloatField(null=True, blank=True)
+    low = models.FloatField(null=True, blank=True)
+    close = models.FloatField(null=True, blank=True)
+    volume = models.BigIntegerField(null=True, blank=True)
+    adj_factor = models.FloatField(default=1.0, help_text="Adjusted price = raw price x factor")
+    source = models.CharField(max_length=16)
+    flags = models.IntegerField(default=0, help_text="Bitmask of quality reasons (quant.quality)")
+    quarantined = models.BooleanField(default=False, help_text="Left out of analytics until reviewed")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = PriceBarQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["instrument", "date"]
+        constraints = [
+            models.UniqueConstraint(fields=["instrument", "date"], name="pricebar_instrument_date_uniq"),
+        ]
+        indexes = [models.Index(fields=["date"], name="pricebar_date_idx")]
+
+    def __str__(self):
+        return f"{self.instrument.symbol} {self.date}"
+
+    @property
+    def adj_close(self):
+        return None if self.close is None else self.close * self.adj_factor
+
+    @property
+    def flag_labels(self):
+        from quant.quality import describe_flags
+
+        return describe_flags(self.flags)
+
+
+class CorporateAction(models.Model):
+    """A split or cash dividend, effective on its ex-date; the source of adjustment factors."""
+
+    class Kind(models.TextChoices):
+        SPLIT = "split", "Split / consolidation"
+        DIVIDEND = "dividend", "Cash dividend"
+
+    instrument = models.ForeignKey(Instrument, on_delete=models.CASCADE, related_name="actions")
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    ex_date = models.DateField()
+    ratio = models.FloatField(null=True, blank=True, help_text="Split: new shares per old share (7 for 7:1, 0.1 for 1:10)")
+    amount = models.DecimalField(max_digits=14, decimal_places=6, null=True, blank=True, help_text="Dividend per share")
+    source = models.CharField(max_length=16)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["instrument", "ex_date"]
+        constraints = [
+            models.UniqueConstraint(fields=["instrument", "kind", "ex_date"], name="action_instrument_kind_date_uniq"),
+            models.CheckConstraint(
+                condition=(Q(kind="split", ratio__gt=0) | Q(kind="dividend", amount__gte=0)),
+                name="action_has_its_value",
+            ),
+        ]
+
+    def __str__(self):
+        value = f"x{self.ratio:g}" if self.kind == self.Kind.SPLIT else f"{self.amount}"
+        return f"{self.instrument.symbol} {self.kind} {self.ex_date} {value}"
+
+
+class IndexMembershipQuerySet(models.QuerySet):
+    def as_of(self, day):
+        """Intervals that include `day` (start inclusive, end exclusive; open end = still a member)."""
+        return self.filter(start__lte=day).filter(Q(end__isnull=True) | Q(end__gt=day))
+
+
+class IndexMembership(models.Model):
+    """An instrument was a member of an index from `start` (inclusive) until `end` (exclusive)."""
+
+    index_code = models.CharField(max_length=16, help_text="e.g. SP500, ASX300")
+    instrument = models.ForeignKey(Instrument, on_delete=models.CASCADE, related_name="memberships")
+    start = models.DateField()
+    end = models.DateField(null=True, blank=True, help_text="Empty while still a member")
+
+    objects = IndexMembershipQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["index_code", "instrument", "start"]
+        constraints = [
+            models.UniqueConstraint(fields=["index_code", "instrument", "start"], name="membership_uniq"),
+            models.CheckConstraint(condition=Q(end__isnull=True) | Q(end__gt=models.F("start")), name="membership_end_after_start"),
+        ]
+
+    def __str__(self):
+        return f"{self.index_code}: {self.instrument.symbol} {self.start}..{self.end or ''}"
+
+
+class IngestRun(models.Model):
+    """One ingest: which provider and arguments, when, how it ended and what it changed."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        SUCCESS = "success", "Success"
+        PARTIAL = "partial", "Partial success"
+        FAILED = "failed", "Failed"
+
+    provider = models.CharField(max_length=16)
+    params = models.JSONField(default=dict, blank=True, help_text="Arguments as given (path, symbols, dates)")
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.RUNNING)
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    symbols = models.IntegerField(default=0, help_text="Instruments touched")
+    rows_read = models.IntegerField(default=0)
+    rows_inserted = models.IntegerField(default=0)
+    rows_updated = models.IntegerField(default=0)
+    rows_unchanged = models.IntegerField(default=0)
+    rows_flagged = models.IntegerField(default=0)
+    errors = models.JSONField(default=list, blank=True, help_text="Messages naming file, row, column or symbol")
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        indexes = [models.Index(fields=["-started_at"], name="ingestrun_started_idx")]
+
+    def __str__(self):
+        return f"{self.provider} #{self.pk} {self.status}"
+
+    @property
+    def duration(self):
+        if self.finished_at is None:
+            return None
+        return self.finished_at - self.started_at

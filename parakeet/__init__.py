@@ -1,0 +1,1 @@
+"""Parakeet: the desk's dashboard project package (settings, urls, the API, Celery, Lambda entry points)."""

@@ -1,0 +1,138 @@
+"""Settings for every environment, read from the environment (see the table in README.md).
+
+With nothing set this is the embedded default: SQLite file, local files under var/, eager Celery.
+"""
+from . import env
+from .env import BASE_DIR
+
+SECRET_KEY = env.str_("SECRET_KEY", "insecure-dev-key-change-me-in-production-0123456789")
+DEBUG = env.bool_("DEBUG", False)
+ALLOWED_HOSTS = env.list_("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.list_("CSRF_TRUSTED_ORIGINS", [])
+VAR_DIR = BASE_DIR / "var"
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "ninja",
+    "parakeet",
+    "marketdata",
+    "trades",
+    "strategies",
+    "scanner",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "parakeet.urls"
+WSGI_APPLICATION = "parakeet.wsgi.application"
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "login"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {"default": env.database("DATABASE_URL", f"sqlite:///{VAR_DIR / 'parakeet.sqlite3'}")}
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # WAL lets the dashboard read while an ingest writes; IMMEDIATE avoids upgrade deadlocks.
+    DATABASES["default"]["OPTIONS"] = {
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+else:
+    # Lambda keeps a warm container for minutes: reuse the connection, but check it before use
+    # (Neon closes idle connections). 0 disables reuse, e.g. behind Neon's pooled endpoint.
+    DATABASES["default"]["CONN_MAX_AGE"] = env.int_("DATABASE_CONN_MAX_AGE", 60, minimum=0)
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-au"
+TIME_ZONE = "UTC"  # timestamps are aware UTC; bar dates are exchange calendar days (see DESIGN.md)
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+S3_BUCKET = env.str_("PARAKEET_S3_BUCKET", "")
+if S3_BUCKET:
+    _marketdata_storage = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": S3_BUCKET,
+            "location": env.str_("PARAKEET_S3_PREFIX", "marketdata"),
+            "endpoint_url": env.str_("AWS_S3_ENDPOINT_URL", "") or None,
+            "region_name": env.str_("AWS_S3_REGION_NAME", "") or None,
+            # Panels are rewritten under fixed keys; never invent "name_abc1234.parquet" siblings.
+            "file_overwrite": True,
+            "object_parameters": {"ServerSideEncryption": env.str_("PARAKEET_S3_ENCRYPTION", "AES256")},
+        },
+    }
+else:
+    _marketdata_storage = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": env.str_("PARAKEET_DATA_DIR", str(VAR_DIR / "marketdata"))},
+    }
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage",
+                "OPTIONS": {"location": str(VAR_DIR / "media")}},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+    "marketdata": _marketdata_storage,
+}
+
+CELERY_BROKER_URL = env.str_("CELERY_BROKER_URL", "")
+# No broker configured: run tasks in-process, and let their errors surface where they were called.
+CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_RESULT_BACKEND = env.str_("CELERY_RESULT_BACKEND", "") or None
+CELERY_TASK_ACKS_LATE = True
+CELERY_TIMEZONE = "UTC"
+
+TIINGO_API_KEY = env.str_("TIINGO_API_KEY", "")
+
+# API: page size of paginated lists, the ceiling a client may ask for.
+NINJA_PAGINATION_PER_PAGE = env.int_("PARAKEET_API_PAGE_SIZE", 50, minimum=1)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str_("LOG_LEVEL", "INFO")},
+}

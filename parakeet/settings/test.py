@@ -1,0 +1,17 @@
+"""Test settings: the embedded default with fast hashing and a throwaway data folder."""
+import tempfile
+
+from .base import *  # noqa: F403
+from .base import STORAGES
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+STORAGES = {
+    **STORAGES,
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+if STORAGES["marketdata"]["BACKEND"].endswith("FileSystemStorage"):
+    STORAGES["marketdata"] = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": tempfile.mkdtemp(prefix="parakeet-test-marketdata-")},
+    }
+CELERY_TASK_ALWAYS_EAGER = True
