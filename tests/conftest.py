@@ -4,6 +4,8 @@ Personas: alice is a trader (staff-less user), bob another trader, carol the adm
 Tokens: alice_read / alice_write are raw bearer tokens issued to alice with those scopes.
 """
 import datetime as dt
+import runpy
+import sys
 from pathlib import Path
 
 import pytest
@@ -90,3 +92,31 @@ def aapl(make_bars):
         (dt.date(2024, 3, 8), 169.00, 173.70, 168.94, 170.73, 76_114_600),
     ]
     return make_bars("AAPL", "XNAS", rows, adj_factor=0.5, name="Apple Inc.", sector="Information Technology")
+
+
+ENV_VARS = [
+    "DATABASE_URL", "DEBUG", "SECRET_KEY", "ALLOWED_HOSTS", "PARAKEET_S3_BUCKET", "PARAKEET_S3_PREFIX",
+    "AWS_S3_ENDPOINT_URL", "CELERY_BROKER_URL", "TIINGO_API_KEY", "DATABASE_CONN_MAX_AGE",
+    "PARAKEET_API_PAGE_SIZE", "PARAKEET_DATA_DIR",
+]
+
+
+@pytest.fixture
+def settings_from(monkeypatch):
+    """Evaluate parakeet.settings.<module> afresh under the given environment; returns its globals."""
+    import parakeet.settings
+
+    # Run the module's code afresh (prod imports base: that must be re-read too), then put back
+    # the modules the running test process uses.
+    monkeypatch.setattr(parakeet.settings, "base", sys.modules["parakeet.settings.base"], raising=False)
+    monkeypatch.delitem(sys.modules, "parakeet.settings.base")
+
+    def load(module="base", **env):
+        for name in ENV_VARS:
+            monkeypatch.delenv(name, raising=False)
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        sys.modules.pop("parakeet.settings.base", None)
+        return runpy.run_module(f"parakeet.settings.{module}")
+
+    return load

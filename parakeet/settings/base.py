@@ -7,7 +7,7 @@ from .env import BASE_DIR
 
 SECRET_KEY = env.str_("SECRET_KEY", "insecure-dev-key-change-me-in-production-0123456789")
 DEBUG = env.bool_("DEBUG", False)
-ALLOWED_HOSTS = env.list_("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
+ALLOWED_HOSTS = env.list_("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"], required=True)
 CSRF_TRUSTED_ORIGINS = env.list_("CSRF_TRUSTED_ORIGINS", [])
 VAR_DIR = BASE_DIR / "var"
 

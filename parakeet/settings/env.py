@@ -36,8 +36,11 @@ def int_(name, default, *, minimum=None):
     return value
 
 
-def list_(name, default):
-    return [item.strip() for item in _read("list", name, default) if item.strip()]
+def list_(name, default, *, required=False):
+    items = [item.strip() for item in _read("list", name, default) if item.strip()]
+    if required and not items:
+        raise ImproperlyConfigured(f"environment variable {name}: must not be empty")
+    return items
 
 
 def database(name, default):
