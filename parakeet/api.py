@@ -1,5 +1,83 @@
-"""The one NinjaAPI; each app mounts its Router here."""
-from ninja import NinjaAPI
+"""The one NinjaAPI; each app mounts its Router here, and one handler turns domain errors into 4xx JSON."""
+from functools import partial
 
-api = NinjaAPI(title="Parakeet API", version="1", urls_namespace="api")
+from django.core.exceptions import MultipleObjectsReturned, ObjectDoesNotExist
+from django.core.exceptions import ValidationError as DjangoValidationError
+from ninja import NinjaAPI
+from ninja.errors import AuthenticationError
+
+from .auth import api_auth
+
+DESCRIPTION = """
+Parakeet's JSON API for scripts and notebooks.
+
+**Authentication.** Either a logged-in session (browser; POST/PUT/PATCH/DELETE also need the
+`X-CSRFToken` header) or `Authorization: Bearer <token>` with a token issued in the admin.
+No credentials or a bad token: `401`. A read-only token on a write: `403`.
+
+**Errors.** Every error is JSON with a `detail` key. Unknown symbols and ids: `404`
+(`{"detail": "unknown symbol 'XYZ'"}`); a bare symbol listed on several exchanges: `409` naming the
+`candidates`. Invalid input: `422` with a list naming each parameter and the problem, e.g.
+`{"detail": [{"type": "greater_than_equal", "loc": ["query", "page"],
+"msg": "Input should be greater than or equal to 1"}]}`.
+
+**Pagination.** Lists take `page` (from 1) and `page_size` (default 50, capped at 500) and answer
+`{"items": [...], "count": N}`; a page past the end has an empty `items`.
+"""
+
+# The docs and schema stay behind the site login; API operations answer 401 themselves.
+DOCS_URL_NAMES = {"openapi-json", "openapi-view", "api-root"}
+
+
+class ParakeetAPI(NinjaAPI):
+    """A NinjaAPI with Parakeet's auth and error handler, exempt from the site's login redirect."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("auth", api_auth)
+        super().__init__(**kwargs)
+        for error in (AuthenticationError, ObjectDoesNotExist, MultipleObjectsReturned, DjangoValidationError):
+            self.add_exception_handler(error, partial(domain_error, api=self))
+
+    def _get_urls(self):
+        # LoginRequiredMiddleware would answer an API client with a 302 to the login page.
+        urls = super()._get_urls()
+        for pattern in urls:
+            if pattern.name not in DOCS_URL_NAMES:
+                pattern.callback.login_required = False
+        return urls
+
+
+def domain_error(request, exc, *, api):
+    """Map model lookups, ambiguity and Django validation to 404 / 409 / 422 with a JSON `detail`."""
+    if isinstance(exc, AuthenticationError):
+        detail = str(exc)
+        if detail == "Unauthorized":  # ninja's answer when no authenticator matched
+            detail = "authentication required: log in, or send 'Authorization: Bearer <token>'"
+        response = api.create_response(request, {"detail": detail}, status=401)
+        response["WWW-Authenticate"] = 'Bearer realm="parakeet"'
+        return response
+    if isinstance(exc, ObjectDoesNotExist):
+        return api.create_response(request, {"detail": str(exc) or "not found"}, status=404)
+    if isinstance(exc, MultipleObjectsReturned):
+        body = {"detail": str(exc), "candidates": getattr(exc, "candidates", [])}
+        return api.create_response(request, body, status=409)
+    # Same list-of-{loc, msg} shape as ninja's own 422s, so a client parses one format.
+    if hasattr(exc, "error_dict"):
+        errors = [
+            {"type": "value_error", "loc": [field], "msg": message}
+            for field, messages in exc.message_dict.items()
+            for message in messages
+        ]
+    else:
+        errors = [{"type": "value_error", "loc": [], "msg": message} for message in exc.messages]
+    return api.create_response(request, {"detail": errors}, status=422)
+
+
+api = ParakeetAPI(
+    title="Parakeet API",
+    version="1",
+    description=DESCRIPTION,
+    urls_namespace="api",
+    auth=api_auth,
+)
 api.add_router("/data/", "marketdata.api.router")
