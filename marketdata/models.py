@@ -39,6 +39,10 @@ class InstrumentQuerySet(models.QuerySet):
         """Annotate first/last bar date and bar count (the instrument list and coverage pages)."""
         return self.annotate(first_date=Min("bars__date"), last_date=Max("bars__date"), bar_count=Count("bars"))
 
+    def with_last_bar(self):
+        """Annotate each instrument's last bar date, None without bars (the data coverage page)."""
+        return self.annotate(last_date=Max("bars__date"))
+
 
 class InstrumentManager(models.Manager.from_queryset(InstrumentQuerySet)):
     def resolve(self, text, exchange=None):
@@ -129,6 +133,31 @@ class PriceBarQuerySet(models.QuerySet):
 
     def flagged(self):
         return self.exclude(flags=0)
+
+    def coverage_by_exchange(self):
+        """One row per exchange: exchange, first_date, last_date, bars, flagged_bars, quarantined_bars."""
+        return (
+            self.order_by()
+            .values(exchange=models.F("instrument__exchange"))
+            .annotate(
+                first_date=Min("date"),
+                last_date=Max("date"),
+                bars=Count("id"),
+                flagged_bars=Count("id", filter=~Q(flags=0)),
+                quarantined_bars=Count("id", filter=Q(quarantined=True)),
+            )
+            .order_by("exchange")
+        )
+
+    def flag_counts_by_exchange(self):
+        """(exchange, flags bitmask, bars, quarantined bars) for each distinct bitmask of flagged bars."""
+        return (
+            self.flagged()
+            .order_by()
+            .values_list("instrument__exchange", "flags")
+            .annotate(bars=Count("id"), quarantined_bars=Count("id", filter=Q(quarantined=True)))
+            .order_by("instrument__exchange", "flags")
+        )
 
 
 class PriceBar(models.Model):

@@ -2,4 +2,11 @@ from django.urls import path
 
 from . import views
 
-urlpatterns = []
+app_name = "marketdata"
+
+urlpatterns = [
+    path("", views.overview, name="overview"),
+    path("instruments/", views.instrument_list, name="instrument_list"),
+    path("instruments/<str:symbol>/", views.instrument_detail, name="instrument_detail"),
+    path("data/", views.data_health, name="data_health"),
+]

@@ -1,0 +1,72 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from quant.indicators import sma
+
+
+def values(series):
+    return series.to_numpy().tolist()
+
+
+def assert_same(actual, expected):
+    np.testing.assert_allclose(np.asarray(actual, dtype=float), np.asarray(expected, dtype=float), rtol=0, atol=1e-12)
+
+
+def test_it_averages_the_last_window_values():
+    # (1+2+3)/3 = 2, (2+3+4)/3 = 3, (3+4+5)/3 = 4
+    assert_same(sma(pd.Series([1.0, 2.0, 3.0, 4.0, 5.0]), 3), [np.nan, np.nan, 2.0, 3.0, 4.0])
+
+
+def test_it_is_nan_until_window_valid_values_were_seen():
+    # Leading gaps do not count: the first average needs two real values, 5 and 7 -> 6.
+    assert_same(sma(pd.Series([np.nan, np.nan, 5.0, 7.0]), 2), [np.nan, np.nan, np.nan, 6.0])
+
+
+def test_it_skips_missing_values_instead_of_reading_them_as_zero():
+    # Valid values 1, 2, 3, 4: averages (1+2)/2 = 1.5, (2+3)/2 = 2.5, (3+4)/2 = 3.5.
+    # The missing row carries the average before it (1.5); reading NaN as 0 would give 1.0 and 1.5.
+    assert_same(sma(pd.Series([1.0, 2.0, np.nan, 3.0, 4.0]), 2), [np.nan, 1.5, 1.5, 2.5, 3.5])
+
+
+def test_a_missing_value_during_warm_up_stays_missing():
+    # Only one valid value before the gap, so nothing to carry: NaN, NaN, then (1+3)/2 = 2.
+    assert_same(sma(pd.Series([1.0, np.nan, 3.0]), 2), [np.nan, np.nan, 2.0])
+
+
+def test_a_window_longer_than_the_series_gives_only_nan():
+    assert np.isnan(values(sma(pd.Series([1.0, 2.0, 3.0]), 4))).all()
+
+
+def test_window_one_returns_the_values():
+    assert_same(sma(pd.Series([3.0, 1.0, 4.0]), 1), [3.0, 1.0, 4.0])
+
+
+def test_zero_is_a_value_not_a_gap():
+    # (0 + 2) / 2 = 1
+    assert_same(sma(pd.Series([0.0, 2.0]), 2), [np.nan, 1.0])
+
+
+def test_it_keeps_index_and_name_and_returns_float64():
+    index = pd.DatetimeIndex(["2024-03-04", "2024-03-05", "2024-03-06"])
+    result = sma(pd.Series([1, 2, 4], index=index, name="close"), 2)
+    assert result.index.equals(index)
+    assert result.name == "close"
+    assert result.dtype == np.float64
+    assert_same(result, [np.nan, 1.5, 3.0])
+
+
+def test_it_does_not_modify_its_input():
+    series = pd.Series([1.0, np.nan, 3.0])
+    sma(series, 2)
+    assert_same(series, [1.0, np.nan, 3.0])
+
+
+def test_an_empty_series_gives_an_empty_result():
+    assert len(sma(pd.Series([], dtype="float64"), 5)) == 0
+
+
+@pytest.mark.parametrize("window", [0, -3, 2.5, "50", True, None])
+def test_it_rejects_a_window_that_is_not_a_positive_integer(window):
+    with pytest.raises(ValueError, match="window must be a positive integer"):
+        sma(pd.Series([1.0, 2.0]), window)
