@@ -34,7 +34,7 @@ def check_bars(bars, sessions=None):
 
     bars: DataFrame with columns date (datetime64, midnight), open, high, low, close (float64) and
     volume (float64 or nullable int). sessions: the exchange's session dates (DatetimeIndex,
-    midnight) or None to skip the calendar check.
+    midnight) or None to skip the calendar check; dates before the first of them are not checked.
 
     Returns a copy where zero/negative prices and negative volumes are NaN, with int64 column
     `flags` and bool column `quarantined`. Rows are never dropped or reordered.
@@ -46,7 +46,9 @@ def check_bars(bars, sessions=None):
     nonpositive = prices <= 0
     flags |= np.where(nonpositive.any(axis=1), ZERO_PRICE, 0)
     prices = np.where(nonpositive, np.nan, prices)
-    out.loc[:, list(PRICE_COLUMNS)] = prices
+    for i, column in enumerate(PRICE_COLUMNS):
+        # Whole-column assignment, so integer prices become float64 instead of refusing NaN.
+        out[column] = prices[:, i]
 
     o, h, lo, c = prices.T
     with np.errstate(invalid="ignore"):
@@ -60,8 +62,11 @@ def check_bars(bars, sessions=None):
     flags |= np.where(negative, NEGATIVE_VOLUME, 0)
     out["volume"] = volume.mask(negative).astype("Int64") if len(volume) else volume.astype("Int64")
 
-    if sessions is not None:
-        flags |= np.where(out["date"].isin(sessions).to_numpy(), 0, NOT_A_SESSION)
+    if sessions is not None and len(sessions):
+        # A calendar only knows the sessions it was built for: older dates cannot be judged.
+        dates = out["date"]
+        off = ~dates.isin(sessions) & (dates >= sessions.min())
+        flags |= np.where(off.to_numpy(dtype=bool), NOT_A_SESSION, 0)
 
     out["flags"] = flags
     out["quarantined"] = (flags & QUARANTINE_MASK) != 0
