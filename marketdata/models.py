@@ -167,7 +167,8 @@ class PriceBar(models.Model):
     sent as zero or negative is stored as missing (NULL) and flagged, never used as a price.
     """
 
-    instrument = models.ForeignKey(Instrument, on_delete=models.CASCADE, related_name="bars")
+    # No separate index: the unique (instrument, date) index serves every per-instrument lookup.
+    instrument = models.ForeignKey(Instrument, on_delete=models.CASCADE, related_name="bars", db_index=False)
     date = models.DateField(help_text="Session date in the exchange's own time zone")
     open = models.FloatField(null=True, blank=True)
     high = models.FloatField(null=True, blank=True)
@@ -188,6 +189,7 @@ class PriceBar(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["instrument", "date"], name="pricebar_instrument_date_uniq"),
         ]
+        # Newest bars first across instruments (the admin's changelist and "latest session" queries).
         indexes = [models.Index(fields=["date"], name="pricebar_date_idx")]
 
     def __str__(self):

@@ -253,3 +253,37 @@ def test_br32_concurrent_upserts_of_the_same_bar_both_succeed(write_csv):
     assert Instrument.objects.count() == 1
     # One row, holding one task's whole bar (which one depends on who committed last).
     assert PriceBar.objects.get().volume in (1000, 1050)
+
+
+def _foreign_keys_and_indexes(table):
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        constraints = connection.introspection.get_constraints(cursor, table)
+    return sorted((name, bool(c["foreign_key"]), c["unique"]) for name, c in constraints.items()
+                  if c["foreign_key"] or c["index"])
+
+
+def test_a_bulk_load_rebuilds_its_foreign_key_and_indexes_and_stays_idempotent(monkeypatch):
+    from django.db import connection
+
+    from marketdata import bulk
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the drop-and-rebuild path is PostgreSQL's")
+    before = _foreign_keys_and_indexes(PriceBar._meta.db_table)
+    monkeypatch.setattr(bulk, "BULK_ROWS", 1_000)  # the 12,154 sample rows take the backfill path
+
+    first, again = ingest_bars(provider="sample"), ingest_bars(provider="sample")
+
+    assert (first.rows_inserted, again.rows_unchanged) == (12_154, 12_154)
+    assert _foreign_keys_and_indexes(PriceBar._meta.db_table) == before
+    assert any(is_fk for _, is_fk, _ in before) and any(name == "pricebar_date_idx" for name, _, _ in before)
+    # The rebuilt foreign key still guards the table: a bar of no instrument is refused.
+    from django.db import IntegrityError, transaction
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+            cursor.execute(f"UPDATE {PriceBar._meta.db_table} SET instrument_id = -1 WHERE id = (SELECT min(id) FROM "
+                           f"{PriceBar._meta.db_table})")
