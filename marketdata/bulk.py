@@ -48,6 +48,8 @@ class UpsertCounts:
 def upsert_bars(*, bars, source, now, progress=None):
     """Insert new bars, update changed ones (bumping updated_at) and leave identical ones untouched.
 
+    A bar a person reviewed (accepted or fixed, `reviewed`) keeps its values: it counts as unchanged.
+
     bars: DataFrame with COLUMNS, one row per (instrument_id, date); date datetime64 midnight, prices
     float64 (NaN = missing), volume float64 (NaN = missing, never negative). `progress(n)` is called as
     rows are sent. Returns UpsertCounts.
@@ -115,7 +117,7 @@ def _upsert_postgresql(columns, source, now, progress):
                 FROM {STAGE}
                 ON CONFLICT (instrument_id, date) DO UPDATE SET
                     {", ".join(f"{c} = EXCLUDED.{c}" for c in VALUE_COLUMNS)}, updated_at = EXCLUDED.updated_at
-                WHERE ({values}) IS DISTINCT FROM ({excluded})
+                WHERE NOT p.reviewed AND ({values}) IS DISTINCT FROM ({excluded})
                 RETURNING (xmax = 0) AS inserted
             )
             SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM upserted
@@ -175,7 +177,7 @@ def _upsert_sqlite(columns, source, now, progress):
         "quarantined, created_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
         f"ON CONFLICT (instrument_id, date) DO UPDATE SET "
         f"{', '.join(f'{c} = excluded.{c}' for c in VALUE_COLUMNS)}, updated_at = excluded.updated_at "
-        f"WHERE {changed}"
+        f"WHERE NOT reviewed AND ({changed})"
     )
     # By year, then instrument, then date: each index then takes its inserts in a few small regions at a
     # time, so a long backfill stays within SQLite's small page cache (2x faster on the S&P file).

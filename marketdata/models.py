@@ -179,6 +179,8 @@ class PriceBar(models.Model):
     source = models.CharField(max_length=16)
     flags = models.IntegerField(default=0, help_text="Bitmask of quality reasons (quant.quality)")
     quarantined = models.BooleanField(default=False, help_text="Left out of analytics until reviewed")
+    reviewed = models.BooleanField(
+        default=False, db_default=False, help_text="A person accepted or fixed this bar (see its corrections); ingests keep their values")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -220,6 +222,7 @@ class CorporateAction(models.Model):
     amount = models.DecimalField(max_digits=14, decimal_places=6, null=True, blank=True, help_text="Dividend per share")
     source = models.CharField(max_length=16)
     created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["instrument", "ex_date"]
@@ -264,17 +267,33 @@ class IndexMembership(models.Model):
 
 
 class IngestRun(models.Model):
-    """One ingest: which provider and arguments, when, how it ended and what it changed."""
+    """One ingest: which provider and arguments, when, how it ended and what it changed.
+
+    `kind` says what was loaded (bars, corporate actions, memberships, symbol changes) or that the row
+    is a whole daily chain for one exchange and session (`daily`), whose steps are in `steps`.
+    """
+
+    class Kind(models.TextChoices):
+        BARS = "bars", "Daily bars"
+        ACTIONS = "actions", "Corporate actions"
+        MEMBERSHIP = "membership", "Index membership"
+        SYMBOLS = "symbols", "Symbol changes and delistings"
+        DAILY = "daily", "Daily chain"
 
     class Status(models.TextChoices):
         RUNNING = "running", "Running"
         SUCCESS = "success", "Success"
         PARTIAL = "partial", "Partial success"
+        RATE_LIMITED = "rate_limited", "Rate limited, retry scheduled"
+        PROVIDER_ERROR = "provider_error", "Provider error"
         FAILED = "failed", "Failed"
 
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.BARS)
     provider = models.CharField(max_length=16)
     params = models.JSONField(default=dict, blank=True, help_text="Arguments as given (path, symbols, dates)")
-    status = models.CharField(max_length=8, choices=Status.choices, default=Status.RUNNING)
+    exchange = models.CharField(max_length=8, blank=True, help_text="Daily chain: the exchange it ran for")
+    session = models.DateField(null=True, blank=True, help_text="Daily chain: the session it ran for")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
     started_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     symbols = models.IntegerField(default=0, help_text="Instruments touched")
@@ -283,12 +302,19 @@ class IngestRun(models.Model):
     rows_updated = models.IntegerField(default=0)
     rows_unchanged = models.IntegerField(default=0)
     rows_flagged = models.IntegerField(default=0)
+    rows_quarantined = models.IntegerField(default=0)
     errors = models.JSONField(default=list, blank=True, help_text="Messages naming file, row, column or symbol")
+    steps = models.JSONField(default=list, blank=True,
+                             help_text="Daily chain: [{step, status, seconds, detail}] in the order run")
+    retry_at = models.DateTimeField(null=True, blank=True, help_text="Rate limited: when the retry is due")
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
 
     class Meta:
         ordering = ["-started_at", "-id"]
-        indexes = [models.Index(fields=["-started_at"], name="ingestrun_started_idx")]
+        indexes = [
+            models.Index(fields=["-started_at"], name="ingestrun_started_idx"),
+            models.Index(fields=["kind", "exchange", "session"], name="ingestrun_daily_idx"),
+        ]
 
     def __str__(self):
         return f"{self.provider} #{self.pk} {self.status}"
@@ -298,3 +324,61 @@ class IngestRun(models.Model):
         if self.finished_at is None:
             return None
         return self.finished_at - self.started_at
+
+
+class BarCorrection(models.Model):
+    """One reviewed change to a bar: accepted as is, fixed by hand, or dropped; the old values are kept.
+
+    Rows are never edited or deleted: the history of a bar is its corrections in order. A dropped bar's
+    corrections survive it (instrument and date are stored, the bar link becomes NULL).
+    """
+
+    class Action(models.TextChoices):
+        ACCEPT = "accept", "Accepted as is"
+        FIX = "fix", "Fixed by hand"
+        DROP = "drop", "Dropped"
+        RESTORE = "restore", "Provider value restored"
+
+    bar = models.ForeignKey(PriceBar, null=True, blank=True, on_delete=models.SET_NULL, related_name="corrections")
+    instrument = models.ForeignKey(Instrument, on_delete=models.CASCADE, related_name="corrections")
+    date = models.DateField()
+    action = models.CharField(max_length=8, choices=Action.choices)
+    old_values = models.JSONField(help_text="open/high/low/close/volume/adj_factor/flags/quarantined before")
+    new_values = models.JSONField(default=dict, blank=True, help_text="The same fields after (empty for a drop)")
+    reason = models.TextField(blank=True)
+    changed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    changed_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-changed_at", "-id"]
+        indexes = [models.Index(fields=["instrument", "date"], name="barcorrection_bar_idx")]
+
+    def __str__(self):
+        return f"{self.instrument.symbol} {self.date} {self.action}"
+
+
+class SymbolChange(models.Model):
+    """On `date` the listing traded as `old_symbol` became `new_symbol` on the same exchange (a rename).
+
+    The symbol master: history stored under the old code belongs to the same company, so a series asked
+    for by its new code can be stitched (or at least labelled "renamed from") instead of looking new.
+    """
+
+    exchange = models.CharField(max_length=8, choices=Exchange.choices)
+    old_symbol = models.CharField(max_length=32)
+    new_symbol = models.CharField(max_length=32)
+    date = models.DateField(help_text="First session under the new symbol")
+    old_name = models.CharField(max_length=200, blank=True)
+    new_name = models.CharField(max_length=200, blank=True)
+    source = models.CharField(max_length=32)
+
+    class Meta:
+        ordering = ["exchange", "new_symbol", "date"]
+        constraints = [
+            models.UniqueConstraint(fields=["exchange", "old_symbol", "new_symbol", "date"], name="symbolchange_uniq"),
+        ]
+        indexes = [models.Index(fields=["exchange", "new_symbol"], name="symbolchange_new_idx")]
+
+    def __str__(self):
+        return f"{self.exchange}: {self.old_symbol} -> {self.new_symbol} on {self.date}"
