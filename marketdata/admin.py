@@ -12,7 +12,8 @@ from django.utils.html import format_html
 
 from quant.quality import FLAG_LABELS, describe_flags
 
-from .models import CorporateAction, IndexMembership, IngestRun, Instrument, PriceBar
+from . import review
+from .models import BarCorrection, CorporateAction, IndexMembership, IngestRun, Instrument, PriceBar
 
 
 class EstimatedCountPaginator(Paginator):
@@ -143,7 +144,7 @@ class PriceBarAdmin(admin.ModelAdmin):
         ("Quality", {"fields": ("reasons", "quarantined", "flag_labels_display")}),
         ("Audit", {"fields": ("created_at", "updated_at")}),
     )
-    actions = ("quarantine_bars", "release_bars")
+    actions = ("accept_bars", "quarantine_bars", "release_bars")
 
     def get_readonly_fields(self, request, obj=None):
         # A bar's identity is (instrument, date); fixing either means a different bar.
@@ -168,6 +169,55 @@ class PriceBarAdmin(admin.ModelAdmin):
     def release_bars(self, request, queryset):
         n = queryset.filter(quarantined=True).update(quarantined=False, updated_at=timezone.now())
         self.message_user(request, f"{n} bar(s) released.", messages.SUCCESS)
+
+    @admin.action(description="Accept selected bars as they are (reviewed, out of quarantine, recorded)")
+    def accept_bars(self, request, queryset):
+        bars = list(queryset.filter(reviewed=False))
+        for bar in bars:
+            review.accept_bar(bar, user=request.user, reason="accepted from the admin bar list")
+        self.message_user(request, f"{len(bars)} bar(s) accepted.", messages.SUCCESS)
+
+    def save_model(self, request, obj, form, change):
+        """An edit of a stored bar is a fix: recorded as a BarCorrection with the values before and after."""
+        if not change:
+            return super().save_model(request, obj, form, change)
+        old = review.snapshot(PriceBar.objects.get(pk=obj.pk))
+        obj.reviewed = True
+        super().save_model(request, obj, form, change)
+        BarCorrection.objects.create(bar=obj, instrument_id=obj.instrument_id, date=obj.date,
+                                     action=BarCorrection.Action.FIX, old_values=old,
+                                     new_values=review.snapshot(obj), reason="edited in the admin",
+                                     changed_by=request.user)
+
+    def delete_model(self, request, obj):
+        review.drop_bar(obj, user=request.user, reason="deleted in the admin")
+
+    def delete_queryset(self, request, queryset):
+        for bar in queryset:
+            review.drop_bar(bar, user=request.user, reason="deleted in the admin")
+
+
+@admin.register(BarCorrection)
+class BarCorrectionAdmin(admin.ModelAdmin):
+    """The review history: written by accept/fix/drop, never edited or deleted by hand."""
+
+    list_display = ("changed_at", "instrument", "date", "action", "changed_by", "reason")
+    list_filter = ("action", "instrument__exchange")
+    search_fields = ("=instrument__symbol",)
+    search_help_text = "Exact symbol, e.g. XAM"
+    list_select_related = ("instrument", "changed_by")
+    date_hierarchy = "changed_at"
+    fields = ("bar", "instrument", "date", "action", "old_values", "new_values", "reason", "changed_by", "changed_at")
+    readonly_fields = fields
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(CorporateAction)

@@ -1,15 +1,18 @@
-"""Market-data endpoints: instruments, daily prices, the latest bar and ingest runs."""
+"""Market-data endpoints: instruments, daily prices, the latest bar, universes and ingest runs."""
 import datetime as dt
 import math
 from functools import lru_cache
 from typing import Optional
 
-from ninja import Query, Router
-from ninja.errors import ValidationError
+from django.db import transaction
+from django.utils import timezone
+from ninja import Query, Router, Status
+from ninja.errors import AuthorizationError, ValidationError
 from ninja.pagination import PageNumberPagination, paginate
 
 from quant.quality import describe_flags
 
+from . import daily, symbols, universes
 from .models import IngestRun, Instrument, PriceBar, parse_symbol
 from .schemas import (
     AmbiguousSymbol,
@@ -19,6 +22,9 @@ from .schemas import (
     LatestOut,
     Message,
     PricesOut,
+    RefreshIn,
+    RefreshOut,
+    UniverseOut,
     ValidationErrorOut,
 )
 
@@ -30,10 +36,10 @@ SYMBOL_ERRORS = {**ERRORS, 404: Message, 409: AmbiguousSymbol}
 BAR_FIELDS = ("date", "open", "high", "low", "close", "volume", "adj_factor", "flags", "quarantined")
 
 
-def resolve_instrument(text):
-    """Instrument.objects.resolve, with the listings named when a bare symbol is ambiguous."""
+def resolve_instrument(text, instruments=None):
+    """`instruments`.resolve (default all), with the listings named when a bare symbol is ambiguous."""
     try:
-        return Instrument.objects.resolve(text)
+        return (Instrument.objects.all() if instruments is None else instruments).resolve(text)
     except Instrument.MultipleObjectsReturned as exc:
         symbol, _ = parse_symbol(text)
         keys = [f"{exchange}:{symbol}" for exchange in
@@ -80,19 +86,28 @@ def get_prices(
     end: Optional[dt.date] = None,
     adjusted: bool = False,
     include_quarantined: bool = False,
+    stitch: bool = False,
 ):
     """Daily bars of one instrument (`AAPL`, `XASX:BHP`, `BHP.AX`), oldest first.
 
     `adjusted=true` multiplies open/high/low/close by `adj_factor` (volume is left as traded).
     Quarantined bars are left out unless `include_quarantined=true`. Omitted dates mean no bound.
+    A listing that changed code says so in `renamed_from`; `stitch=true` then takes the bars before each
+    change from the older code (its factors carried onto the newer code's basis).
     """
     check_range(start, end)
-    instrument = resolve_instrument(symbol)
-    bars = PriceBar.objects.filter(instrument=instrument).between(start, end)
-    if not include_quarantined:
-        bars = bars.clean()
+    instrument = resolve_instrument(symbol, Instrument.objects.with_renamed_on())
+    chain = symbols.rename_chain(instrument) if instrument.renamed_on else []
+    if stitch and chain:
+        rows, _ = symbols.stitched_bars(instrument, fields=BAR_FIELDS, start=start, end=end,
+                                        include_quarantined=include_quarantined, chain=chain)
+    else:
+        bars = PriceBar.objects.filter(instrument=instrument).between(start, end)
+        if not include_quarantined:
+            bars = bars.clean()
+        rows = bars.order_by("date").values_list(*BAR_FIELDS)
     out = []
-    for date, o, h, lo, c, volume, factor, flags, quarantined in bars.order_by("date").values_list(*BAR_FIELDS):
+    for date, o, h, lo, c, volume, factor, flags, quarantined in rows:
         scale = factor if adjusted else 1.0
         out.append({
             "date": date, "open": _scaled(o, scale), "high": _scaled(h, scale), "low": _scaled(lo, scale),
@@ -101,7 +116,8 @@ def get_prices(
         })
     return {
         "symbol": instrument.symbol, "exchange": instrument.exchange, "currency": instrument.currency,
-        "adjusted": adjusted, "start": start, "end": end, "bars": out,
+        "adjusted": adjusted, "start": start, "end": end,
+        "renamed_from": symbols.renamed_from(instrument, chain), "stitched": bool(stitch and chain), "bars": out,
     }
 
 
@@ -135,6 +151,18 @@ def get_latest(request, symbol: str):
     return latest
 
 
+@router.get("/universes/{code}", response={200: UniverseOut, **ERRORS, 404: Message})
+def get_universe(request, code: str, as_of: Optional[dt.date] = None):
+    """Members of universe `code` (SP500, ASX300) on `as_of` (default today), delisted names included."""
+    as_of = as_of or timezone.localdate()
+    code = code.strip().upper()
+    rows = universes.members(code, as_of).order_by("symbol", "exchange").values_list(
+        "symbol", "exchange", "name", "active")
+    members = [{"key": f"{exchange}:{symbol}", "symbol": symbol, "exchange": exchange, "name": name,
+                "active": active} for symbol, exchange, name, active in rows]
+    return {"code": code, "as_of": as_of, "count": len(members), "members": members}
+
+
 @router.get("/runs", response={200: list[IngestRunOut], **ERRORS})
 @paginate(PageNumberPagination, max_page_size=MAX_PAGE_SIZE)
 def list_runs(request):
@@ -148,3 +176,30 @@ def get_run(request, run_id: int):
     if run is None:
         raise IngestRun.DoesNotExist(f"no ingest run with id {run_id}")
     return run
+
+
+@router.post("/refresh", response={202: RefreshOut, **ERRORS})
+def refresh_data(request, payload: RefreshIn = None):
+    """Start the daily chain for `exchange` (default XASX and XNYS) and `session` (default the latest closed).
+
+    Answers 202 with the runs at once; the work is enqueued when the request's transaction commits
+    (in-process when no Celery broker is configured, so the runs may already be finished). Needs a
+    read_write token or a staff login.
+    """
+    from .tasks import run_daily_chain
+
+    if getattr(request, "api_token", None) is None and not request.user.is_staff:
+        raise AuthorizationError(message="starting a data refresh needs a read_write API token or a staff login")
+    payload = payload or RefreshIn()
+    exchanges = [payload.exchange] if payload.exchange else list(daily.EXCHANGES)
+    try:
+        sessions = {exchange: daily.resolve_session(exchange, payload.session) for exchange in exchanges}
+    except daily.DailyError as exc:
+        raise ValidationError([{"type": "value_error", "loc": ["body", "payload", "session"], "msg": str(exc)}])
+    runs = [daily.start_daily(exchange=exchange, session=sessions[exchange], requested_by=request.user, trigger="api")
+            for exchange in exchanges]
+    for run in runs:
+        # robust: a task that cannot even start is logged; the run row still says it never finished.
+        transaction.on_commit(lambda run=run: run_daily_chain.delay(run.exchange, run_id=run.pk), robust=True)
+    return Status(202, {"runs": IngestRun.objects.select_related("requested_by").filter(pk__in=[r.pk for r in runs])
+                        .order_by("exchange")})

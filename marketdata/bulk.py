@@ -7,13 +7,16 @@ definitions after the insert, inside the same transaction: one set-based build i
 index entry per row (PostgreSQL's "Populating a Database" advice; 2.5x faster on the S&P file). The
 unique (instrument_id, date) index that ON CONFLICT needs always stays. SQLite: executemany of the same
 upsert. Both run on Django's connection inside the caller's transaction.
+
+Reviews stand: a bar a person accepted or fixed (`reviewed`) is never overwritten, and a bar a person
+dropped (its latest BarCorrection is a drop) is not inserted again; both count as unchanged.
 """
 from dataclasses import dataclass
 
 import numpy as np
 from django.db import connection
 
-from .models import PriceBar
+from .models import BarCorrection, PriceBar
 
 TABLE = PriceBar._meta.db_table
 STAGE = "pg_temp.parakeet_stage_bars"  # qualified: never a permanent table of that name
@@ -42,13 +45,15 @@ _PG_EPOCH_DAYS = 10_957  # 2000-01-01, PostgreSQL's date zero, in days since 197
 class UpsertCounts:
     inserted: int = 0
     updated: int = 0
-    unchanged: int = 0
+    unchanged: int = 0  # includes reviewed bars kept and dropped bars not re-inserted
+    dropped: int = 0  # of the unchanged: rows skipped because a reviewer dropped that bar
 
 
 def upsert_bars(*, bars, source, now, progress=None):
     """Insert new bars, update changed ones (bumping updated_at) and leave identical ones untouched.
 
     A bar a person reviewed (accepted or fixed, `reviewed`) keeps its values: it counts as unchanged.
+    A row for a bar a person dropped is skipped (counted as unchanged and as dropped).
 
     bars: DataFrame with COLUMNS, one row per (instrument_id, date); date datetime64 midnight, prices
     float64 (NaN = missing), volume float64 (NaN = missing, never negative). `progress(n)` is called as
@@ -64,8 +69,32 @@ def upsert_bars(*, bars, source, now, progress=None):
         "flags": bars["flags"].to_numpy(dtype=np.int64),
         "quarantined": bars["quarantined"].to_numpy(dtype=bool),
     }
+    keep = ~_dropped(columns["instrument_id"], columns["date"])
+    dropped = int(np.count_nonzero(~keep))
+    if dropped:
+        columns = {name: values[keep] for name, values in columns.items()}
+        if not keep.any():
+            return UpsertCounts(unchanged=dropped, dropped=dropped)
     upsert = _upsert_postgresql if connection.vendor == "postgresql" else _upsert_sqlite
-    return upsert(columns, source, now, progress or (lambda n: None))
+    counts = upsert(columns, source, now, progress or (lambda n: None))
+    return UpsertCounts(counts.inserted, counts.updated, counts.unchanged + dropped, dropped)
+
+
+def _dropped(instrument_ids, dates):
+    """Which rows are bars whose latest correction is a drop (a later restore lets the provider back in)."""
+    ids = np.unique(instrument_ids).tolist()
+    latest = {}
+    for start in range(0, len(ids), 500):
+        rows = (BarCorrection.objects.filter(instrument_id__in=ids[start:start + 500])
+                .order_by("changed_at", "id").values_list("instrument_id", "date", "action"))
+        for instrument_id, day, action in rows:
+            latest[(instrument_id, day)] = action
+    gone = [key for key, action in latest.items() if action == BarCorrection.Action.DROP]
+    if not gone:
+        return np.zeros(len(dates), dtype=bool)
+    gone_ids = np.array([i for i, _ in gone], dtype=np.int64)
+    gone_days = np.array([d for _, d in gone], dtype="datetime64[D]")
+    return np.isin((instrument_ids << 32) + dates.astype(np.int64), (gone_ids << 32) + gone_days.astype(np.int64))
 
 
 def _chunks(columns, order):

@@ -43,8 +43,12 @@ class InstrumentQuerySet(models.QuerySet):
         """Annotate each instrument's last bar date, None without bars (the data coverage page)."""
         return self.annotate(last_date=Max("bars__date"))
 
+    def with_renamed_on(self):
+        """Annotate `renamed_on`: the latest SymbolChange into the symbol on its exchange, None if never."""
+        latest = SymbolChange.objects.filter(exchange=models.OuterRef("exchange"), new_symbol=models.OuterRef("symbol"))
+        return self.annotate(renamed_on=models.Subquery(latest.order_by("-date").values("date")[:1]))
 
-class InstrumentManager(models.Manager.from_queryset(InstrumentQuerySet)):
+    # On the QuerySet (and so on the manager too), so an annotated queryset can resolve a symbol.
     def resolve(self, text, exchange=None):
         """The one instrument a user means by `text`.
 
@@ -65,6 +69,10 @@ class InstrumentManager(models.Manager.from_queryset(InstrumentQuerySet)):
                 f"symbol {symbol!r} is listed on several exchanges; say which, e.g. XASX:{symbol}"
             )
         return found[0]
+
+
+class InstrumentManager(models.Manager.from_queryset(InstrumentQuerySet)):
+    """Instrument.objects: every InstrumentQuerySet method, `resolve` included."""
 
 
 def parse_symbol(text, exchange=None):

@@ -1,6 +1,6 @@
 """What the market-data API reads and answers; prices are JSON numbers (float), never strings."""
 import datetime as dt
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, Literal, Optional
 
 from ninja import Field, FilterLookup, FilterSchema, Schema
 from pydantic import BaseModel, field_validator
@@ -59,6 +59,11 @@ class BarOut(BaseModel):
     quarantined: bool
 
 
+class RenamedFrom(Schema):
+    symbol: str = Field(description="The code the listing traded under before")
+    date: dt.date = Field(description="The first session under the newer code")
+
+
 class PricesOut(Schema):
     symbol: str
     exchange: str
@@ -66,6 +71,10 @@ class PricesOut(Schema):
     adjusted: bool
     start: Optional[dt.date]
     end: Optional[dt.date]
+    renamed_from: list[RenamedFrom] = Field(
+        description="Codes this listing had before, newest first; without stitch=true their bars are not here",
+    )
+    stitched: bool = Field(description="Bars before each change come from the older code (stitch=true)")
     bars: list[BarOut]
 
 
@@ -88,10 +97,22 @@ class LatestOut(Schema):
     change_pct: Optional[float] = Field(description="Change in percent of the previous close (1.5 means +1.5%)")
 
 
+class StepOut(Schema):
+    """One step of a daily run: ingest, panels, lock (a wait for another run) or hook:<path>."""
+
+    step: str
+    status: str = Field(description="ok, partial, rate_limited, provider_error or failed")
+    seconds: float
+    detail: Any = Field(description="What the step did (counts, files written), or {error} when it failed")
+
+
 class IngestRunOut(Schema):
     id: int
+    kind: str = Field(description="bars, actions, membership, symbols, or daily (a whole daily chain)")
     provider: str
     status: str
+    exchange: str = Field(description="Daily runs: the exchange (XASX, XNYS); empty otherwise")
+    session: Optional[dt.date] = Field(description="Daily runs: the session they ran for")
     params: dict[str, Any]
     started_at: dt.datetime
     finished_at: Optional[dt.datetime]
@@ -102,7 +123,10 @@ class IngestRunOut(Schema):
     rows_updated: int
     rows_unchanged: int
     rows_flagged: int
+    rows_quarantined: int
     errors: list[Any]
+    steps: list[StepOut] = Field(description="Daily runs: each step in the order run; empty otherwise")
+    retry_at: Optional[dt.datetime]
     requested_by: Optional[str]
 
     @staticmethod
@@ -112,6 +136,39 @@ class IngestRunOut(Schema):
     @staticmethod
     def resolve_requested_by(run):
         return run.requested_by.username if run.requested_by_id else None
+
+
+class UniverseMemberOut(Schema):
+    key: str
+    symbol: str
+    exchange: str
+    name: str
+    active: bool = Field(description="False once delisted; a delisted name is still a member of past dates")
+
+
+class UniverseOut(Schema):
+    code: str
+    as_of: dt.date
+    count: int
+    members: list[UniverseMemberOut]
+
+
+class RefreshIn(Schema):
+    """POST /data/refresh: which exchange (default both) and session (default each one's latest closed)."""
+
+    exchange: Optional[Literal["XASX", "XNYS"]] = None
+    session: Optional[dt.date] = None
+
+    @field_validator("exchange", mode="before")
+    @classmethod
+    def upper_exchange(cls, value):
+        return (value.strip().upper() or None) if isinstance(value, str) else value
+
+
+class RefreshOut(Schema):
+    """The daily runs started, one per exchange; poll GET /data/runs/{id} for their steps."""
+
+    runs: list[IngestRunOut]
 
 
 class Message(Schema):

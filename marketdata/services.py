@@ -11,11 +11,12 @@ from tqdm import tqdm
 
 from quant.quality import check_bars
 
-from . import bulk, calendars, sources
+from . import adjustments, bulk, calendars, checks, sources
 from .errors import IngestError
 from .models import AssetType, Instrument, IngestRun
 
-PROVIDERS = ("sample", "csv", "parquet")
+HTTP_PROVIDERS = ("tiingo", "yahoo", "stooq")  # fetched incrementally (marketdata/incremental.py)
+PROVIDERS = ("sample", "csv", "parquet", *HTTP_PROVIDERS)
 FLAG_CHUNK = 250_000
 
 
@@ -31,22 +32,38 @@ class StoreResult:
     unchanged: int = 0
     flagged: int = 0
     quarantined: int = 0
+    actions: int = 0  # corporate actions new or changed
+    factors_recomputed: int = 0  # stored bars outside the frame whose adj_factor moved
+    warnings: tuple = ()  # actions not stored or dividends not applied, naming symbol and ex-date
+    quality: checks.QualitySummary = checks.QualitySummary()  # duplicates, missing sessions, series flags
 
 
 def ingest_bars(*, provider: str, path=None, symbols: list[str] | None = None, start: dt.date | None = None,
                 end: dt.date | None = None, exchange: str | None = None, asset_type: str | None = None,
-                requested_by=None, progress: bool = False) -> IngestRun:
+                requested_by=None, progress: bool = False, universe: str | None = None, full: bool = False,
+                now: dt.datetime | None = None) -> IngestRun:
     """Read bars from `provider` (and `path`), flag and upsert them, and record the run as an IngestRun.
 
     Nothing is written unless the whole input is valid. Raises IngestError (after recording the run as
     failed) for bad input; a run where some requested symbols had no rows ends as partial. The returned
     run carries `.result`, the StoreResult, for a caller's summary.
+
+    HTTP providers (tiingo, yahoo, stooq) fetch `symbols`, the members of `universe`, or else the active
+    instruments of `exchange`, each only for the sessions after its last stored bar up to `end` (default:
+    the last session closed by `now`), or from `start` with `full`; see incremental.ingest_from_provider.
     """
     params = {key: value for key, value in {
         "path": str(path) if path else None, "symbols": symbols, "start": start and start.isoformat(),
-        "end": end and end.isoformat(), "exchange": exchange, "asset_type": asset_type,
+        "end": end and end.isoformat(), "exchange": exchange, "asset_type": asset_type, "universe": universe,
+        "full": full,
     }.items() if value}
     run = IngestRun.objects.create(provider=provider, params=params, requested_by=requested_by)
+    if provider in HTTP_PROVIDERS:
+        from .incremental import ingest_from_provider
+
+        return ingest_from_provider(run, symbols=symbols, universe=universe, exchange=exchange, start=start,
+                                    end=end, full=full, asset_type=asset_type, now=now or timezone.now(),
+                                    progress=progress)
     origin = str(path) if path else provider
     try:
         bars, origin = _read(provider=provider, path=path, exchange=exchange)
@@ -69,7 +86,8 @@ def ingest_bars(*, provider: str, path=None, symbols: list[str] | None = None, s
     run.status = IngestRun.Status.PARTIAL if missing else IngestRun.Status.SUCCESS
     run.symbols = result.symbols
     run.rows_inserted, run.rows_updated, run.rows_unchanged = result.inserted, result.updated, result.unchanged
-    run.rows_flagged = result.flagged
+    run.rows_flagged, run.rows_quarantined = result.flagged, result.quarantined
+    run.params = {**run.params, "quality": result.quality.as_dict()}
     run.finished_at = timezone.now()
     run.save()
     run.result = result
@@ -77,28 +95,48 @@ def ingest_bars(*, provider: str, path=None, symbols: list[str] | None = None, s
 
 
 def store_bars(*, bars: pd.DataFrame, source: str, asset_type: str = AssetType.EQUITY,
-               progress: bool = False) -> StoreResult:
+               progress: bool = False, actions: pd.DataFrame | None = None) -> StoreResult:
     """Flag normalised bars (sources.BAR_COLUMNS), create missing instruments and upsert, in one transaction.
 
     Of several rows for one (symbol, exchange, date) the last received wins. Zero or negative prices are
     stored as NULL and flagged; bars off the exchange calendar are flagged and quarantined.
+    Corporate actions (the frame's optional dividend/split_ratio columns, and `actions` in
+    adjustments.ACTION_COLUMNS form) are stored in the same transaction; bars of instruments with
+    actions get their adj_factor from them before the upsert (marketdata.adjustments).
     """
     if asset_type not in AssetType.values:
         raise IngestError(f"unknown asset type {asset_type!r} (known: {', '.join(AssetType.values)})")
     received = len(bars)
     bars = _last_received(bars)
-    bars = _flag(bars)
+    bars, history = _flag(bars, actions=actions)
     now = timezone.now()
     with tqdm(total=len(bars), unit="row", unit_scale=True, desc=f"ingest {source}", disable=not progress,
               file=sys.stderr) as bar, transaction.atomic():
         bars["instrument_id"] = _instrument_ids(bars, asset_type)
+        plan = adjustments.prepare_factors(bars, actions=_incoming_actions(bars, actions), source=source)
         counts = bulk.upsert_bars(bars=bars, source=source, now=now, progress=bar.update)
+        checks.restate(history.restate)
+        recomputed = adjustments.finish_factors(plan)
     flags = bars["flags"].to_numpy()
     return StoreResult(
         symbols=int(bars["instrument_id"].nunique()), rows=len(bars), duplicates=received - len(bars),
         inserted=counts.inserted, updated=counts.updated, unchanged=counts.unchanged,
         flagged=int(np.count_nonzero(flags)), quarantined=int(bars["quarantined"].sum()),
+        actions=plan.actions, factors_recomputed=recomputed, warnings=tuple(plan.warnings),
+        quality=history.summary + checks.QualitySummary(duplicates=received - len(bars),
+                                                        dropped_skipped=counts.dropped),
     )
+
+
+def _incoming_actions(bars, actions):
+    """The frame's own actions (dividend/split_ratio columns) plus those given beside it, or None."""
+    carried = adjustments.bar_actions(bars)
+    if actions is None or not len(actions):
+        return carried if len(carried) else None
+    if not len(carried):
+        return actions
+    # Given actions name symbol and exchange only, so the carried ones are resolved the same way.
+    return pd.concat([carried.drop(columns="instrument_id"), actions], ignore_index=True)
 
 
 def _read(*, provider, path, exchange):
@@ -164,8 +202,13 @@ def _last_received(bars):
     return bars.take(order).reset_index(drop=True)
 
 
-def _flag(bars):
-    """Apply quant.quality.check_bars per exchange calendar: NULL bad prices, add flags and quarantine."""
+def _flag(bars, actions=None):
+    """Flag bars: quant.quality.check_bars per exchange calendar (NULL bad prices), then the series checks.
+
+    The series checks (jumps, stale runs, flips, reused codes) see each instrument's last stored bars
+    too, with stored and incoming corporate actions as explanations (marketdata.checks). Returns the
+    flagged frame and a checks.History (stored bars to restate, the run's quality summary).
+    """
     checked_columns = ["open", "high", "low", "close", "volume"]
     exchange = pd.Categorical(bars["exchange"])
     calendar_of = [calendars.calendar_name(str(e)) for e in exchange.categories]
@@ -186,12 +229,19 @@ def _flag(bars):
                 array[part] = checked[column].to_numpy(dtype="float64", na_value=np.nan)
             flags[part] = checked["flags"].to_numpy()
             quarantined[part] = checked["quarantined"].to_numpy()
+    pairs, symbol_names, exchange_names, width = _pair_codes(bars)
+    carried = [c for c in ("dividend", "split_ratio") if c in bars]
+    history = checks.check_with_history(
+        pairs=pairs, symbols=symbol_names, exchanges=exchange_names, width=width, dates=dates,
+        close=values["close"], volume=values["volume"],
+        adj_factor=bars["adj_factor"].to_numpy(dtype="float64", na_value=np.nan), flags=flags,
+        quarantined=quarantined, carried=bars[carried] if carried else None, actions=actions)
     out = bars.copy(deep=False)
     for column, array in values.items():
         out[column] = array
     out["flags"] = flags
     out["quarantined"] = quarantined
-    return out
+    return out, history
 
 
 def _instrument_ids(bars, asset_type):

@@ -6,6 +6,12 @@ order received, with columns BAR_COLUMNS:
 
     symbol, exchange, currency, name (str); date (datetime64, midnight, the exchange's calendar day);
     open, high, low, close, volume, adj_factor (float64; NaN = not given, adj_factor 1.0 if unknown).
+
+When the input has them, two more columns carry the corporate actions effective on each bar's date
+(ACTION_COLUMNS; marketdata.adjustments turns them into CorporateAction rows):
+
+    dividend (float64: cash per share going ex on this date, 0.0 = none),
+    split_ratio (float64: new shares per old effective on this date, 1.0 = none).
 """
 import re
 from importlib import resources
@@ -22,6 +28,7 @@ from .models import CURRENCY_OF, Exchange
 
 BAR_COLUMNS = ["symbol", "exchange", "currency", "name", "date",
                "open", "high", "low", "close", "volume", "adj_factor"]
+ACTION_COLUMNS = ["dividend", "split_ratio"]
 
 # Header spellings we accept, after lower-casing and turning spaces/hyphens into underscores.
 ALIASES = {
@@ -34,6 +41,9 @@ ALIASES = {
     "exchange": "exchange", "mic": "exchange",
     "currency": "currency",
     "name": "name", "company_name": "name",
+    "dividend_amount": "dividend", "dividend": "dividend", "divcash": "dividend",
+    "split_coefficient": "split_ratio", "split_ratio": "split_ratio", "split_factor": "split_ratio",
+    "splitfactor": "split_ratio",
 }
 REQUIRED = ("symbol", "date", "close")
 EXCHANGES = tuple(Exchange.values)
@@ -197,7 +207,21 @@ def normalise(raw, *, file, first_row, labels=None, exchange="XNYS"):
             usable = (close > 0) & (adjusted > 0)
             factor = np.where(usable, adjusted / close, 1.0)
     out["adj_factor"] = factor
-    return pd.DataFrame(out, columns=BAR_COLUMNS, copy=False)
+    columns = list(BAR_COLUMNS)
+    if "dividend" in raw:
+        dividend = check.numbers(raw["dividend"], "dividend")
+        with np.errstate(invalid="ignore"):
+            check.first(dividend < 0, "dividend", lambda v: f"{v!r} is not a dividend (negative)", raw["dividend"])
+        out["dividend"] = np.where(np.isnan(dividend), 0.0, dividend)
+        columns.append("dividend")
+    if "split_ratio" in raw:
+        ratio = check.numbers(raw["split_ratio"], "split_ratio")
+        with np.errstate(invalid="ignore"):
+            check.first(ratio <= 0, "split_ratio", lambda v: f"{v!r} is not a split ratio (must be positive)",
+                        raw["split_ratio"])
+        out["split_ratio"] = np.where(np.isnan(ratio), 1.0, ratio)
+        columns.append("split_ratio")
+    return pd.DataFrame(out, columns=columns, copy=False)
 
 
 class _Checker:

@@ -1,26 +1,23 @@
 """Market-data pages: overview, instrument list and chart, data coverage."""
-import datetime as dt
-from functools import lru_cache
-
-import numpy as np
 import pandas as pd
 from django import forms
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Count, Max, Min, Q
-from django.shortcuts import render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.safestring import mark_safe
 
-from quant.quality import FLAG_LABELS
-
-from . import charts
-from .models import CALENDAR_OF, Exchange, IngestRun, Instrument, PriceBar, parse_symbol
+from . import charts, health, review
+from .freshness import freshness
+from .models import CorporateAction, Exchange, IngestRun, Instrument, PriceBar, parse_symbol
 
 EXCHANGE_LABELS = dict(Exchange.choices)
 SAMPLE_COMMAND = "python manage.py ingest --provider sample"
 LIST_PAGE_SIZE = 50
 FLAGGED_ON_DETAIL = 100
-RECENT_FLAGGED = 50
+ACTIONS_ON_DETAIL = 100
 # (label, months back from the last bar); None = all data.
 RANGES = (("6M", 6), ("1Y", 12), ("2Y", 24), ("5Y", 60), ("All", None))
 DEFAULT_MONTHS = 24
@@ -57,7 +54,6 @@ def overview(request):
         "exchanges": exchanges,
         "without_bars": without_bars,
         "totals": totals,
-        "stale": [row for row in exchanges if row["freshness"]["status"] == "stale"],
         "runs": IngestRun.objects.select_related("requested_by")[:10],
         "today": now.date(),
         "sample_command": SAMPLE_COMMAND,
@@ -126,6 +122,8 @@ def instrument_detail(request, symbol):
     adjusted = bool(options.get("adjusted"))
     with_quarantined = bool(options.get("quarantined"))
     bars = instrument.bars.all()
+    # Every action in one query, newest first: a few per year, for the table and the chart markers.
+    actions = list(instrument.actions.order_by("-ex_date").values_list(*charts.ACTION_COLUMNS, "source"))
     span = bars.aggregate(
         first=Min("date"), last=Max("date"), count=Count("id"),
         flagged_bars=Count("id", filter=~Q(flags=0)), quarantined_bars=Count("id", filter=Q(quarantined=True)),
@@ -137,6 +135,7 @@ def instrument_detail(request, symbol):
         "with_quarantined": with_quarantined,
         "span": span,
         "sample_command": SAMPLE_COMMAND,
+        "actions": _actions_table(actions),
     }
     if span["count"]:
         # After any error the page says it shows the default range, so half a bad range is not used.
@@ -147,9 +146,10 @@ def instrument_detail(request, symbol):
         warmup = plotted.filter(date__lt=start).order_by("-date").values_list(*charts.BAR_COLUMNS)[: max(charts.MOVING_AVERAGES) - 1]
         shown = list(plotted.between(start, end).order_by("date").values_list(*charts.BAR_COLUMNS))
         frame = charts.bars_frame([*reversed(warmup), *shown])
+        marked = charts.actions_frame(row[:4] for row in actions if start <= row[0] <= end)
         mode = "adjusted" if adjusted else "raw"
         figure = charts.price_figure(frame, adjusted=adjusted, title=f"{instrument.symbol} ({instrument.exchange}), {mode}",
-                                     visible_from=start)
+                                     visible_from=start, actions=marked)
         context.update({
             "start": start,
             "end": end,
@@ -164,80 +164,83 @@ def instrument_detail(request, symbol):
 
 
 def data_health(request):
-    """Coverage and quality per exchange: stale instruments, flagged bars by reason, recent flags."""
-    coverage = {row["exchange"]: row for row in PriceBar.objects.coverage_by_exchange()}
-    latest_of = {exchange: row["last_date"] for exchange, row in coverage.items()}
-    counts = {}
-    for exchange, active, last_date in Instrument.objects.with_last_bar().values_list("exchange", "active", "last_date"):
-        tally = counts.setdefault(exchange, {"instruments": 0, "no_bars": 0, "stale": 0, "inactive": 0})
-        tally["instruments"] += 1
-        tally["inactive"] += not active
-        if last_date is None:
-            tally["no_bars"] += 1
-        elif active and last_date < latest_of[exchange]:
-            tally["stale"] += 1
-    reasons = {}
-    for exchange, flags, n, quarantined in PriceBar.objects.flag_counts_by_exchange():
-        by_reason = reasons.setdefault(exchange, {bit: [0, 0] for bit in FLAG_LABELS})
-        for bit in FLAG_LABELS:
-            if flags & bit:
-                by_reason[bit][0] += n
-                by_reason[bit][1] += quarantined
-    exchanges = []
-    for exchange in sorted(set(coverage) | set(counts)):
-        empty = {"bars": 0, "first_date": None, "last_date": None, "flagged_bars": 0, "quarantined_bars": 0}
-        exchanges.append({
-            "exchange": exchange,
-            "label": EXCHANGE_LABELS.get(exchange, exchange),
-            **coverage.get(exchange, empty),
-            **counts.get(exchange, {"instruments": 0, "no_bars": 0, "stale": 0, "inactive": 0}),
-            "reasons": [
-                {"label": FLAG_LABELS[bit], "bars": n, "quarantined": q}
-                for bit, (n, q) in reasons.get(exchange, {}).items() if n
-            ],
-        })
-    recent = PriceBar.objects.flagged().select_related("instrument").order_by("-date", "instrument__symbol")[:RECENT_FLAGGED]
+    """Coverage and quality per exchange, missing-session gaps, flagged bars to review, recent corrections."""
+    exchanges, gaps = health.exchange_rows()
+    form, page = health.flagged_page(request.GET)
+    query = request.GET.copy()
+    query.pop("page", None)
     return render(request, "marketdata/data_health.html", {
         "exchanges": exchanges,
-        "recent_flagged": recent,
-        "recent_limit": RECENT_FLAGGED,
+        "gaps": gaps,
+        "gap_limit": health.GAP_INSTRUMENTS,
+        "filter": form,
+        "page": page,
+        "flagged": page.object_list,
+        "query": query.urlencode(),
+        "corrections": health.recent_corrections(),
         "sample_command": SAMPLE_COMMAND,
-    })
+    }, status=400 if form.errors else 200)
 
 
-def freshness(exchange, last_date, now):
-    """How many of the exchange's sessions closed after `last_date` and before `now`, with a status.
+class FixForm(forms.Form):
+    """The values a reviewer types to fix a bar; empty fields are left as they are."""
 
-    0 sessions is "current", 1 is "behind" (the latest close may simply not be ingested yet), 2 or more
-    is "stale". Venues without a calendar (FX) count weekdays instead.
+    open = forms.FloatField(required=False)
+    high = forms.FloatField(required=False)
+    low = forms.FloatField(required=False)
+    close = forms.FloatField(required=False)
+    volume = forms.IntegerField(required=False, min_value=0)
+
+
+def bar_review(request, pk):
+    """One bar: its values, reasons and correction history; staff accept, fix or drop it here (POST).
+
+    A POST from someone who is not staff is refused with 403; a refused review (bad value) shows the
+    page again with the message, status 400.
     """
-    behind = _sessions_behind(exchange, last_date, now)
-    status = "current" if behind == 0 else "behind" if behind == 1 else "stale"
-    return {"sessions_behind": behind, "days_ago": (now.date() - last_date).days, "status": status}
-
-
-def _sessions_behind(exchange, last_date, now):
-    calendar = _calendar(CALENDAR_OF.get(exchange))
-    if calendar is not None:
+    bar = get_object_or_404(PriceBar.objects.select_related("instrument"), pk=pk)
+    error = None
+    fix = FixForm()
+    if request.method == "POST":
+        if not request.user.is_staff:
+            raise PermissionDenied("Only staff review bars.")
+        action = request.POST.get("action")
+        reason = request.POST.get("reason", "")
         try:
-            last_closed = calendar.minute_to_past_session(pd.Timestamp(now).floor("min")).date()
-            start = max(last_date + dt.timedelta(days=1), calendar.first_session.date())
-            if start > last_closed:
-                return 0
-            return len(calendar.sessions_in_range(start, last_closed))
-        except ValueError:
-            pass  # `now` outside the calendar's bounds: fall back to weekdays
-    # Weekdays strictly after the last bar and before today (today's bar is not due until its close).
-    return max(int(np.busday_count(last_date + dt.timedelta(days=1), now.date())), 0)
+            if action == "accept":
+                review.accept_bar(bar, user=request.user, reason=reason)
+            elif action == "drop":
+                review.drop_bar(bar, user=request.user, reason=reason)
+                messages.success(request, f"{bar.instrument.key} {bar.date:%Y-%m-%d} dropped.")
+                return redirect("marketdata:data_health")
+            elif action == "fix":
+                fix = FixForm(request.POST)
+                if not fix.is_valid():
+                    field, problems = next(iter(fix.errors.items()))
+                    raise review.ReviewError(" ".join(problems), field=field)
+                values = {name: value for name, value in fix.cleaned_data.items() if value is not None}
+                review.fix_bar(bar, user=request.user, reason=reason, **values)
+            else:
+                raise review.ReviewError(f"{action!r} is not one of accept, fix, drop", field="action")
+        except review.ReviewError as exc:
+            error = str(exc)
+        else:
+            messages.success(request, f"{bar.instrument.key} {bar.date:%Y-%m-%d}: {action} recorded.")
+            return redirect("marketdata:bar_review", pk=bar.pk)
+        bar.refresh_from_db()
+    history = bar.corrections.select_related("changed_by").order_by("changed_at", "id")
+    return render(request, "marketdata/bar_review.html", {
+        "bar": bar, "history": history, "fix": fix, "error": error,
+    }, status=400 if error else 200)
 
 
-@lru_cache(maxsize=None)
-def _calendar(name):
-    if name is None:
-        return None
-    import exchange_calendars
-
-    return exchange_calendars.get_calendar(name)
+def _actions_table(actions):
+    """The latest ACTIONS_ON_DETAIL of (ex_date, kind, ratio, amount, source) rows, labelled as on the chart."""
+    kinds = dict(CorporateAction.Kind.choices)
+    rows = [{"ex_date": ex_date, "kind": kinds.get(kind, kind), "source": source,
+             "label": charts.action_label(kind, ratio, None if amount is None else float(amount))}
+            for ex_date, kind, ratio, amount, source in actions[:ACTIONS_ON_DETAIL]]
+    return {"rows": rows, "count": len(actions)}
 
 
 def _months_before(day, months):
@@ -272,3 +275,16 @@ def _latest(bars, *, adjusted):
         before = before * before_factor if adjusted else before
         latest.update(change=close - before, change_pct=(close / before - 1) * 100, previous_date=last_two[1][0])
     return latest
+
+
+def run_list(request):
+    """Every ingest and daily run, newest first, 50 a page."""
+    page = Paginator(IngestRun.objects.select_related("requested_by").order_by("-started_at", "-id"),
+                     LIST_PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "marketdata/ingestrun_list.html", {"page": page, "runs": page.object_list})
+
+
+def run_detail(request, run_id):
+    """One run: its counts and errors, and for a daily run each step with its time and what it did."""
+    run = get_object_or_404(IngestRun.objects.select_related("requested_by"), pk=run_id)
+    return render(request, "marketdata/ingestrun_detail.html", {"run": run})

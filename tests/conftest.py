@@ -14,6 +14,16 @@ SHARED = Path(__file__).resolve().parents[2] / "shared"
 MARKETDATA = SHARED / "marketdata"
 
 
+@pytest.fixture(autouse=True)
+def _empty_cache():
+    """Pages cache the stale-data banner for a minute (marketdata.freshness); no test sees another's."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
 @pytest.fixture
 def alice(django_user_model):
     return django_user_model.objects.create_user("alice", "alice@example.com", "alice-Pass-1")

@@ -7,7 +7,7 @@ import pytest
 from django.contrib import admin
 from django.urls import reverse
 
-from marketdata.models import CorporateAction, IndexMembership, IngestRun, Instrument, PriceBar
+from marketdata.models import BarCorrection, CorporateAction, IndexMembership, IngestRun, Instrument, PriceBar
 from parakeet.models import ApiToken, hash_token
 from quant.quality import NOT_A_SESSION, OHLC_INCONSISTENT
 from scanner.models import ScanHit, ScanRun
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.django_db
 OUR_APPS = {"marketdata", "trades", "strategies", "scanner", "parakeet"}
 OUR_MODELS = [m for m in admin.site._registry if m._meta.app_label in OUR_APPS]
 # Written by jobs (runs, hits, snapshots) or the journal (trades keep their TradeVersion history).
-NO_ADD_PAGE = {IngestRun, Trade, TradeVersion, PortfolioSnapshot, BacktestRun, ScanRun, ScanHit}
+NO_ADD_PAGE = {IngestRun, Trade, TradeVersion, PortfolioSnapshot, BacktestRun, ScanRun, ScanHit, BarCorrection}
 RAW_TOKEN = re.compile(r"pk_[A-Za-z0-9_-]{43}")
 
 
@@ -30,6 +30,8 @@ def one_of_everything(aapl, alice):
     CorporateAction.objects.create(instrument=aapl, kind="split", ex_date=dt.date(2020, 8, 31), ratio=4, source="test")
     IndexMembership.objects.create(index_code="SP500", instrument=aapl, start=dt.date(1982, 11, 30))
     IngestRun.objects.create(provider="sample", status="success", rows_read=5, requested_by=alice)
+    BarCorrection.objects.create(bar=aapl.bars.first(), instrument=aapl, date=dt.date(2024, 3, 4), action="accept",
+                                 old_values={"close": 175.10}, new_values={"close": 175.10}, reason="checked")
     book = Portfolio.objects.create(name="Desk", owner=alice, inception_date=dt.date(2024, 3, 4), benchmark=aapl)
     CashMovement.objects.create(portfolio=book, date=dt.date(2024, 3, 4), kind="deposit", amount=Decimal("10000"))
     fields = dict(symbol="AAPL", instrument=aapl, quantity=Decimal("10"), entry_price=Decimal("175.10"),
@@ -50,8 +52,8 @@ def _url(model, view, *args):
 
 def test_every_model_of_ours_is_registered():
     names = {m.__name__ for m in OUR_MODELS}
-    assert names == {"Instrument", "PriceBar", "CorporateAction", "IndexMembership", "IngestRun", "Portfolio",
-                     "CashMovement", "Trade", "TradeVersion", "PortfolioSnapshot", "BacktestRun", "ScanRun",
+    assert names == {"Instrument", "PriceBar", "BarCorrection", "CorporateAction", "IndexMembership", "IngestRun",
+                     "Portfolio", "CashMovement", "Trade", "TradeVersion", "PortfolioSnapshot", "BacktestRun", "ScanRun",
                      "ScanHit", "ApiToken"}
 
 

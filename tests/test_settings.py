@@ -8,6 +8,7 @@ def test_the_embedded_default_needs_no_configuration(settings_from):
     assert s["DATABASES"]["default"]["ENGINE"] == "django.db.backends.sqlite3"
     assert str(s["DATABASES"]["default"]["NAME"]).endswith("var/parakeet.sqlite3")
     assert s["STORAGES"]["marketdata"]["BACKEND"] == "django.core.files.storage.FileSystemStorage"
+    assert s["STORAGES"]["marketdata"]["OPTIONS"]["allow_overwrite"] is True  # BR-27: fixed keys are replaced
     assert s["CELERY_TASK_ALWAYS_EAGER"] is True
     assert s["DEBUG"] is False
 

@@ -2,6 +2,8 @@
 
 With nothing set this is the embedded default: SQLite file, local files under var/, eager Celery.
 """
+from parakeet import schedules
+
 from . import env
 from .env import BASE_DIR
 
@@ -55,6 +57,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "marketdata.context_processors.stale_data",
             ],
         },
     },
@@ -107,7 +110,8 @@ if S3_BUCKET:
 else:
     _marketdata_storage = {
         "BACKEND": "django.core.files.storage.FileSystemStorage",
-        "OPTIONS": {"location": env.str_("PARAKEET_DATA_DIR", str(VAR_DIR / "marketdata"))},
+        # Fixed keys again: Django 5.1+ replaces the file instead of saving "2024_abc1234.parquet".
+        "OPTIONS": {"location": env.str_("PARAKEET_DATA_DIR", str(VAR_DIR / "marketdata")), "allow_overwrite": True},
     }
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage",
@@ -123,8 +127,31 @@ CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_RESULT_BACKEND = env.str_("CELERY_RESULT_BACKEND", "") or None
 CELERY_TASK_ACKS_LATE = True
 CELERY_TIMEZONE = "UTC"
+# The daily chain per exchange, after its close in its own time zone (parakeet/schedules.py says why
+# these times). Zappa's scheduled events in zappa_settings.json fire the same chain on Lambda.
+CELERY_BEAT_SCHEDULE = schedules.beat_schedule()
+
+# The daily chain (marketdata/daily.py): which provider each exchange's run fetches from, e.g.
+# PARAKEET_DAILY_PROVIDERS=XNYS=tiingo,XASX=yahoo; and the callables it runs after the Parquet refresh,
+# each called as f(exchange=, session=, run=) (dotted paths, comma separated).
+DAILY_PROVIDERS = env.mapping_("PARAKEET_DAILY_PROVIDERS", {"XNYS": "tiingo", "XASX": "yahoo"},
+                               keys=("XASX", "XNYS"), values=("tiingo", "yahoo", "stooq"))
+DAILY_HOOKS = env.dotted_list_("PARAKEET_DAILY_HOOKS", [])
+# How long a daily run waits for another run of the same exchange to finish before it gives up.
+DAILY_LOCK_WAIT_SECONDS = env.int_("PARAKEET_DAILY_LOCK_WAIT", 900, minimum=1)
 
 TIINGO_API_KEY = env.str_("TIINGO_API_KEY", "")
+# HTTP providers (marketdata/providers): where each one lives, and how hard we may ask. The rate is
+# per provider, in requests per second (0 = unlimited, e.g. a local test server); 429, 5xx and
+# timeouts are retried PARAKEET_PROVIDER_RETRIES times, honouring Retry-After.
+PROVIDER_URLS = {
+    "tiingo": env.url_("PARAKEET_TIINGO_URL", "https://api.tiingo.com"),
+    "yahoo": env.url_("PARAKEET_YAHOO_URL", "https://query1.finance.yahoo.com"),
+    "stooq": env.url_("PARAKEET_STOOQ_URL", "https://stooq.com"),
+}
+PROVIDER_RATE = env.float_("PARAKEET_PROVIDER_RATE", 5.0, minimum=0)
+PROVIDER_RETRIES = env.int_("PARAKEET_PROVIDER_RETRIES", 3, minimum=0)
+PROVIDER_TIMEOUT = env.float_("PARAKEET_PROVIDER_TIMEOUT", 30.0, minimum=0.1)
 
 # API: page size of paginated lists, the ceiling a client may ask for.
 NINJA_PAGINATION_PER_PAGE = env.int_("PARAKEET_API_PAGE_SIZE", 50, minimum=1)

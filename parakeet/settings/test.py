@@ -12,6 +12,6 @@ STORAGES = {
 if STORAGES["marketdata"]["BACKEND"].endswith("FileSystemStorage"):
     STORAGES["marketdata"] = {
         "BACKEND": "django.core.files.storage.FileSystemStorage",
-        "OPTIONS": {"location": tempfile.mkdtemp(prefix="parakeet-test-marketdata-")},
+        "OPTIONS": {**STORAGES["marketdata"]["OPTIONS"], "location": tempfile.mkdtemp(prefix="parakeet-test-marketdata-")},
     }
 CELERY_TASK_ALWAYS_EAGER = True

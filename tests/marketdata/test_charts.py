@@ -135,3 +135,52 @@ def test_the_price_axis_says_which_prices_are_shown(adjusted, label):
     # Two rows: the price panel follows the volume panel's x axis, so zooming one zooms both.
     assert layout["xaxis"]["matches"] == "x2"
     assert layout["yaxis"]["domain"][0] > layout["yaxis2"]["domain"][1]
+
+
+# --- corporate actions on the chart -------------------------------------------------------------
+
+from marketdata.charts import action_label, actions_frame  # noqa: E402
+
+# AAPL's raw bars around its 7:1 split, from the S&P 500 file.
+SPLIT_ROWS = [
+    (dt.date(2014, 6, 5), 646.20, 649.3699, 642.61, 647.35, 10_850_200),
+    (dt.date(2014, 6, 6), 649.90, 651.26, 644.47, 645.57, 12_497_800),
+    (dt.date(2014, 6, 9), 92.70, 93.88, 91.75, 93.70, 75_414_997),
+]
+
+
+def test_splits_and_dividends_are_marked_under_the_low_of_their_ex_date_bar():
+    actions = actions_frame([(dt.date(2014, 6, 9), "split", 7.0, None), (dt.date(2014, 6, 6), "dividend", None, 3.29)])
+    by_name = {t.get("name"): t for t in traces(price_figure(frame(SPLIT_ROWS), adjusted=False, title="AAPL",
+                                                            actions=actions))}
+    split, dividend = by_name["Splits"], by_name["Dividends"]
+    assert split["x"] == ["2014-06-09"] and dividend["x"] == ["2014-06-06"]
+    # 3% under the raw low: 91.75 x 0.97 = 88.9975, 644.47 x 0.97 = 625.1359.
+    np.testing.assert_allclose(decode(split["y"]), [88.9975], rtol=1e-12)
+    np.testing.assert_allclose(decode(dividend["y"]), [625.1359], rtol=1e-12)
+    assert split["hovertext"] == ["Split 7:1 (ex 2014-06-09)"]
+    assert dividend["hovertext"] == ["Dividend 3.29 (ex 2014-06-06)"]
+    assert split["marker"]["symbol"] == "triangle-up"
+
+
+def test_markers_follow_the_adjusted_prices_and_an_ex_date_without_a_bar_marks_the_next_one():
+    rows = [(d, o, h, lo, c, v, f) for (d, o, h, lo, c, v), f in zip(SPLIT_ROWS, [1 / 7, 1 / 7, 1.0])]
+    actions = actions_frame([(dt.date(2014, 6, 8), "split", 7.0, None)])  # a Sunday: drawn on Monday 06-09
+    split = {t.get("name"): t for t in traces(price_figure(bars_frame(rows), adjusted=True, title="AAPL",
+                                                           actions=actions))}["Splits"]
+    assert split["x"] == ["2014-06-09"]
+    np.testing.assert_allclose(decode(split["y"]), [91.75 * 0.97], rtol=1e-12)
+
+
+def test_actions_outside_the_drawn_bars_are_not_marked_and_volume_stays_the_last_trace():
+    actions = actions_frame([(dt.date(2014, 6, 1), "dividend", None, 3.29), (dt.date(2014, 6, 10), "split", 7.0, None)])
+    data = traces(price_figure(frame(SPLIT_ROWS), adjusted=False, title="AAPL", actions=actions))
+    assert [t.get("name") for t in data] == ["Price", "SMA 50", "SMA 200", "Volume"]
+
+
+@pytest.mark.parametrize("kind, ratio, amount, label", [
+    ("split", 7.0, None, "Split 7:1"), ("split", 1.5, None, "Split 3:2"), ("split", 0.05, None, "Consolidation 1:20"),
+    ("split", 1.487, None, "Adjustment x1.487"), ("dividend", None, 0.205, "Dividend 0.205"),
+])
+def test_action_labels_read_as_a_trader_says_them(kind, ratio, amount, label):
+    assert action_label(kind, ratio, amount) == label

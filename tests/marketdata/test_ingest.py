@@ -153,9 +153,11 @@ def test_it_loads_an_sp500_slice_with_the_split_in_the_adjustment_factor():
     assert (run.rows_read, run.rows_inserted, run.symbols) == (20, 20, 2)
     before, after = bar("AAPL", dt.date(2014, 6, 6)), bar("AAPL", dt.date(2014, 6, 9))
     assert (before.close, after.close) == (645.57, 93.70)
-    # AAPL split 7:1 on 2014-06-09: the adjustment factor jumps by 7, so adjusted closes stay continuous.
-    assert after.adj_factor / before.adj_factor == pytest.approx(7.0, rel=1e-5)
-    assert before.adj_close == pytest.approx(20.7761083316)
+    # AAPL split 7:1 on 2014-06-09 (the file's split_coefficient 7.000007, snapped to 7): the factor
+    # jumps by 7, so adjusted closes stay continuous. The factors come from the actions in the slice
+    # (marketdata.adjustments), so the last bar is the base: 645.57 / 7 = 92.2242857.
+    assert (before.adj_factor, after.adj_factor) == (pytest.approx(1 / 7, rel=1e-15), 1.0)
+    assert before.adj_close == pytest.approx(92.2242857143)
 
 
 def test_it_loads_indices_as_index_instruments():

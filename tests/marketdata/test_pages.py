@@ -156,8 +156,8 @@ def test_the_overview_stays_within_its_query_budget(alice_client, make_bars, dja
     many_instruments(make_bars, 5, exchange="XASX")
     for i in range(12):
         IngestRun.objects.create(provider="sample", status="success", errors=[f"e{i}"])
-    # session, user, instruments per exchange, coverage per exchange, ingest runs
-    with django_assert_max_num_queries(5):
+    # session, user, instruments per exchange, coverage per exchange, ingest runs, stale banner (cached)
+    with django_assert_max_num_queries(6):
         response = alice_client.get("/")
     assert response.status_code == 200
     assert ">35</span>" in text(response)  # instruments card: 30 + 5
@@ -213,8 +213,8 @@ def test_paging_keeps_the_search(alice_client, make_bars):
 
 def test_the_instrument_list_stays_within_its_query_budget(alice_client, make_bars, django_assert_max_num_queries):
     many_instruments(make_bars, 30)
-    # session, user, count, page ids, coverage of the page's instruments
-    with django_assert_max_num_queries(5):
+    # session, user, count, page ids, coverage of the page's instruments, stale banner (cached)
+    with django_assert_max_num_queries(6):
         response = alice_client.get("/instruments/")
     assert text(response).count('href="/instruments/XNYS:T0') == 30
 
@@ -355,11 +355,12 @@ def test_the_instrument_page_stays_within_its_query_budget(alice_client, aapl, m
     days = [dt.date(2022, 1, 3) + dt.timedelta(days=i) for i in range(800)]
     make_bars("LONG", "XNYS", [bar(d, 10.0) for d in days])
     PriceBar.objects.filter(instrument__symbol="LONG", date__in=days[:150]).update(flags=ZERO_PRICE)
-    # session, user, resolve, span, warm-up bars, shown bars, latest two bars, flagged bars
-    with django_assert_max_num_queries(8):
+    # session, user, resolve, actions, span, warm-up bars, shown bars, latest two bars, flagged bars,
+    # stale banner (first page only: it is cached)
+    with django_assert_max_num_queries(10):
         response = alice_client.get("/instruments/LONG/")
     assert response.status_code == 200
-    with django_assert_max_num_queries(8):
+    with django_assert_max_num_queries(9):
         assert alice_client.get("/instruments/AAPL/?adjusted=1").status_code == 200
 
 
@@ -374,16 +375,18 @@ def test_the_data_page_shows_coverage_stale_instruments_and_flags_by_reason(alic
     response = alice_client.get("/data/")
     assert response.status_code == 200
     body = text(response)
-    # Exchanges come in code order: XASX, then XNAS, then the recent flagged bars.
-    xnas = body[body.index("<h2>XNAS"):body.index("Most recent flagged bars")]
+    # Exchanges come in code order: XASX, then XNAS, then missing sessions and the flagged bars.
+    xnas = body[body.index("<h2>XNAS"):body.index("<h2>Missing sessions")]
     facts = dict(re.findall(r"<dt>(.*?)</dt><dd>(.*?)</dd>", xnas, re.S))
     assert ">2</a>" in facts["Instruments"]  # AAPL, MSFT
     assert facts["Bars"] == "6"  # 5 + 1
     assert facts["First bar"] == "2024-03-04" and facts["Latest bar"] == "2024-03-08"
     assert ">1</span>" in facts["Stale instruments"]  # MSFT ends 7 March, XNAS's latest bar is 8 March
     assert "3" in facts["Flagged bars"] and "1" in facts["Quarantined bars"]
+    # Each reason links to the flagged bars with it: <a href="?reason=BIT&amp;exchange=XNAS...">label</a>.
     reasons = dict((label, (int(n), int(q))) for label, n, q in re.findall(
-        r"<tr><td class=\"reason\">(.*?)</td><td class=\"num\">(\d+)</td><td class=\"num\">(\d+)</td></tr>", xnas))
+        r"<tr><td class=\"reason\"><a href=\"[^\"]*\">(.*?)</a></td><td class=\"num\">(\d+)</td><td class=\"num\">(\d+)</td></tr>",
+        xnas))
     # Bitmasks 3, 12 and 1: zero price on two bars, OHLC on one, not-a-session and no-close on the quarantined one.
     assert reasons == {
         "zero or negative price (stored as missing)": (2, 0),
@@ -391,7 +394,7 @@ def test_the_data_page_shows_coverage_stale_instruments_and_flags_by_reason(alic
         "date is not a session of the exchange": (1, 1),
         "no close price": (1, 1),
     }
-    recent = body[body.index("Most recent flagged bars"):]
+    recent = body[body.index("<h2>Flagged bars"):]
     assert recent.index("2024-03-07") < recent.index("2024-03-06") < recent.index("2024-03-05")
     assert 'href="/instruments/XNAS:AAPL/"' in recent
 
@@ -405,8 +408,9 @@ def test_the_data_page_stays_within_its_query_budget(alice_client, aapl, make_ba
     many_instruments(make_bars, 30)
     for day in [dt.date(2024, 3, 4), dt.date(2024, 3, 5)]:
         flag(aapl, day, ZERO_PRICE)
-    # session, user, coverage, instruments' last bars, flag counts, recent flagged bars
-    with django_assert_max_num_queries(6):
+    # session, user, bars per instrument, instruments, flag counts, the longest gaps' dates, flagged bars
+    # (count, page, their corrections), recent corrections, freshness (cached)
+    with django_assert_max_num_queries(11):
         assert alice_client.get("/data/").status_code == 200
 
 

@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from marketdata.errors import IngestError
 from marketdata.models import AssetType, Exchange
-from marketdata.services import PROVIDERS, ingest_bars
+from marketdata.services import HTTP_PROVIDERS, PROVIDERS, ingest_bars
 
 
 def _date(text):
@@ -18,12 +18,18 @@ def _date(text):
 
 
 class Command(BaseCommand):
-    help = "Load daily OHLCV bars from the bundled sample or a CSV/Parquet file; re-running changes nothing."
+    help = ("Load daily OHLCV bars from the bundled sample, a CSV/Parquet file or an HTTP provider (tiingo, "
+            "yahoo, stooq: only the sessions each instrument lacks); re-running changes nothing.")
 
     def add_arguments(self, parser):
         parser.add_argument("--provider", required=True, choices=PROVIDERS)
         parser.add_argument("--path", help="CSV (may be gzipped) or Parquet file, for --provider csv|parquet")
-        parser.add_argument("--symbols", help="Only these symbols, comma separated, e.g. AAPL,MSFT")
+        parser.add_argument("--symbols", help="Only these symbols, comma separated, e.g. AAPL,MSFT (BHP.AX or XASX:BHP "
+                                              "for the ASX)")
+        parser.add_argument("--universe", help="HTTP providers: the members of this universe (e.g. SP500) as of --end")
+        parser.add_argument("--full", action="store_true",
+                            help="HTTP providers: fetch everything from --start, not only the sessions after the last "
+                                 "stored bar")
         parser.add_argument("--start", help="First date to load, YYYY-MM-DD")
         parser.add_argument("--end", help="Last date to load, YYYY-MM-DD")
         parser.add_argument("--exchange", choices=Exchange.values,
@@ -36,12 +42,18 @@ class Command(BaseCommand):
         if start and end and start > end:
             raise CommandError(f"--start {start} is after --end {end}")
         symbols = [s for s in (options["symbols"] or "").split(",") if s.strip()] or None
+        http = options["provider"] in HTTP_PROVIDERS
+        if not http and (options["universe"] or options["full"]):
+            raise CommandError("--universe and --full are for the HTTP providers (tiingo, yahoo, stooq)")
+        if http and options["path"]:
+            raise CommandError(f"--provider {options['provider']} fetches over HTTP and takes no --path")
+        extra = {"universe": options["universe"], "full": options["full"]} if http else {}
         began = time.monotonic()
         try:
             run = ingest_bars(
                 provider=options["provider"], path=options["path"], symbols=symbols, start=start, end=end,
                 exchange=options["exchange"], asset_type=options["asset_type"],
-                progress=sys.stderr.isatty(),
+                progress=sys.stderr.isatty(), **extra,
             )
         except IngestError as exc:
             raise CommandError(str(exc)) from exc
@@ -56,3 +68,7 @@ class Command(BaseCommand):
         )
         for message in run.errors:
             self.stderr.write(message)
+        if run.status == run.Status.RATE_LIMITED:
+            raise CommandError(f"run #{run.pk} was rate limited; retry after {run.retry_at:%Y-%m-%d %H:%M %Z}")
+        if run.status == run.Status.PROVIDER_ERROR:
+            raise CommandError(f"run #{run.pk}: provider error, nothing written")

@@ -1,0 +1,37 @@
+"""Lambda entry points of Zappa's scheduled events (zappa_settings.json `events`), one per exchange.
+
+AWS cron is UTC, so each exchange has two rules, one for each of its UTC offsets (daylight saving
+or not). Both fire every weekday; the handler asks the exchange calendar and the local clock which
+session is due (parakeet.schedules.RUN_AT) and runs it only if no run of it has succeeded yet: the
+rule an hour early finds the previous session done, the rule an hour late finds today's done.
+"""
+import logging
+
+logger = logging.getLogger(__name__)
+
+
+def _run(exchange, event):
+    import django
+    from django.apps import apps
+
+    if not apps.ready:  # Zappa's handler sets Django up for web requests; a bare invocation may not
+        django.setup()
+    from marketdata import daily
+
+    run = daily.run_scheduled(exchange=exchange, trigger="lambda")
+    if run is None:
+        logger.info("daily %s: the due session already ran (event %s)", exchange, event.get("id"))
+        return {"exchange": exchange, "ran": False}
+    logger.info("daily %s %s: %s (run #%s)", exchange, run.session, run.status, run.pk)
+    return {"exchange": exchange, "ran": True, "run": run.pk, "session": run.session.isoformat(),
+            "status": run.status}
+
+
+def daily_xasx(event, context):
+    """ASX's daily chain (rules at 06:30 and 07:30 UTC: 17:30 Sydney in AEDT and in AEST)."""
+    return _run("XASX", event)
+
+
+def daily_xnys(event, context):
+    """NYSE's daily chain (rules at 22:00 and 23:00 UTC: 18:00 New York in EDT and in EST)."""
+    return _run("XNYS", event)
