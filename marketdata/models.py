@@ -3,6 +3,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Count, Max, Min, Q
 
+from . import symbology
+
 
 class Exchange(models.TextChoices):
     """ISO 10383 market identifier codes of the venues the desk trades or benchmarks against."""
@@ -52,11 +54,15 @@ class InstrumentQuerySet(models.QuerySet):
     def resolve(self, text, exchange=None):
         """The one instrument a user means by `text`.
 
-        Accepts `BHP` (unique symbol), `XASX:BHP`, Yahoo-style `BHP.AX` and any case or padding.
-        Raises Instrument.DoesNotExist, or Instrument.MultipleObjectsReturned when a bare symbol is
-        listed on several exchanges (BHP on XASX and on XNYS are different series).
+        Accepts `BHP` (unique symbol), `XASX:BHP` or `ASX:BHP`, Yahoo-style `BHP.AX` or `BRK-B`, and any
+        case or padding. Raises Instrument.DoesNotExist (also for a suffix that contradicts the exchange),
+        or Instrument.MultipleObjectsReturned when a bare symbol is listed on several exchanges (BHP on
+        XASX and on XNYS are different series).
         """
-        symbol, exchange = parse_symbol(text, exchange)
+        try:
+            symbol, exchange = parse_symbol(text, exchange)
+        except symbology.SymbolError as exc:
+            raise self.model.DoesNotExist(str(exc)) from exc
         qs = self.filter(symbol=symbol)
         if exchange:
             qs = qs.filter(exchange=exchange)
@@ -76,14 +82,13 @@ class InstrumentManager(models.Manager.from_queryset(InstrumentQuerySet)):
 
 
 def parse_symbol(text, exchange=None):
-    """Normalise a user's symbol: ' bhp.ax ' -> ('BHP', 'XASX'); 'XNYS:brk.b' -> ('BRK.B', 'XNYS')."""
-    symbol = (text or "").strip().upper()
-    if ":" in symbol:
-        prefix, symbol = symbol.split(":", 1)
-        exchange = exchange or prefix
-    if symbol.endswith(".AX"):
-        symbol, exchange = symbol[:-3], exchange or "XASX"
-    return symbol.strip(), (exchange or None)
+    """Normalise a user's symbol: ' bhp.ax ' -> ('BHP', 'XASX'); 'NYSE:brk-b' -> ('BRK.B', 'XNYS').
+
+    The same parser the providers use (marketdata.symbology), so every spelling the ingest accepts
+    resolves in the pages and the API. Raises SymbolError when a suffix contradicts the exchange given.
+    """
+    request = symbology.parse(text, exchange)
+    return request.symbol, (request.exchange or None)
 
 
 class Instrument(models.Model):

@@ -57,6 +57,7 @@ from django.db import connection
 from django.db.models import Count, Max, Min
 
 from .models import Exchange, Instrument, PriceBar, parse_symbol
+from .symbology import SymbolError
 
 SCHEMA_VERSION = "ohlcv_daily/1"
 ROOT = "ohlcv/daily"
@@ -554,7 +555,10 @@ def _wanted(manifests, keys, instrument_ids, symbols):
         name, symbol = key.split(":", 1)
         by_symbol.setdefault(symbol, []).append((name, pk))
     for text in symbols or []:
-        symbol, on = parse_symbol(text)
+        try:
+            symbol, on = parse_symbol(text)
+        except SymbolError as exc:
+            raise PanelError(str(exc)) from exc
         found = [pk for name, pk in by_symbol.get(symbol, []) if on in (None, name)]
         if not found:
             where = on or ", ".join(manifests) or "any exchange"

@@ -12,6 +12,7 @@ from django.utils.safestring import mark_safe
 from . import charts, health, review
 from .freshness import freshness
 from .models import CorporateAction, Exchange, IngestRun, Instrument, PriceBar, parse_symbol
+from .symbology import SymbolError
 
 EXCHANGE_LABELS = dict(Exchange.choices)
 SAMPLE_COMMAND = "python manage.py ingest --provider sample"
@@ -111,10 +112,13 @@ def instrument_detail(request, symbol):
         bare, _ = parse_symbol(symbol)
         candidates = Instrument.objects.filter(symbol=bare).with_coverage().order_by("exchange")
         return render(request, "marketdata/instrument_ambiguous.html", {"symbol": bare, "candidates": candidates})
-    except Instrument.DoesNotExist:
-        bare, exchange = parse_symbol(symbol)
+    except Instrument.DoesNotExist as exc:
+        try:
+            bare, exchange = parse_symbol(symbol)
+        except SymbolError:
+            bare, exchange = symbol, None
         return render(request, "marketdata/instrument_not_found.html",
-                      {"symbol": symbol, "bare": bare, "exchange": exchange}, status=404)
+                      {"symbol": symbol, "bare": bare, "exchange": exchange, "reason": str(exc)}, status=404)
 
     form = ChartForm(request.GET)
     valid = form.is_valid()

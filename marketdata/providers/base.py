@@ -17,6 +17,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from ..models import CURRENCY_OF
+from ..symbology import SymbolRequest  # noqa: F401  (part of the providers' interface)
 from ..sources import BAR_COLUMNS
 
 ACTION_COLUMNS = ["symbol", "exchange", "kind", "ex_date", "ratio", "amount"]
@@ -32,19 +33,6 @@ USER_AGENT = "parakeet-marketdata/0.1 (+daily bars ingest)"
 def sleep(seconds):
     """Wait between attempts; the one place a provider sleeps, so tests record waits instead."""
     time.sleep(seconds)
-
-
-@dataclass(frozen=True)
-class SymbolRequest:
-    """One of our instruments to fetch: its own symbol and exchange (BHP, XASX), not a provider's."""
-
-    symbol: str
-    exchange: str
-    asset_type: str = "equity"
-
-    @property
-    def key(self):
-        return (self.symbol, self.exchange)
 
 
 @dataclass(frozen=True)

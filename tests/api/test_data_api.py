@@ -128,6 +128,24 @@ def test_a_bare_symbol_on_two_exchanges_is_409_naming_both(api, bhp_twice, endpo
     assert "XASX:BHP" in body["detail"] and "XNYS:BHP" in body["detail"]
 
 
+@pytest.mark.parametrize("typed, exchange", [("NYSE:BHP", "XNYS"), ("asx:bhp", "XASX"), ("XNYS:BHP", "XNYS")])
+def test_br15_an_exchange_name_or_mic_prefix_picks_the_listing(api, bhp_twice, typed, exchange):
+    assert api.get(f"{API}/data/latest/{typed}").json()["exchange"] == exchange
+
+
+@pytest.mark.parametrize("typed", ["BRK-B", "brk-b", "BRK.B", "XNYS:BRK-B"])
+def test_br15_a_share_class_resolves_in_any_providers_spelling(api, make_bars, typed):
+    make_bars("BRK.B", "XNYS", [(dt.date(2024, 3, 8), 410.0, 412.0, 408.0, 411.5, 3_000_000)])
+    body = api.get(f"{API}/data/latest/{typed}").json()
+    assert (body["symbol"], body["close"]) == ("BRK.B", 411.5)
+
+
+def test_br15_a_suffix_that_contradicts_the_exchange_is_404_saying_so(api, bhp_twice):
+    response = api.get(f"{API}/data/latest/XNYS:BHP.AX")
+    assert response.status_code == 404
+    assert response.json() == {"detail": "'XNYS:BHP.AX' is a XASX symbol, but the exchange given is XNYS"}
+
+
 def test_lowercase_padded_unique_symbol_resolves(api, aapl):
     assert api.get(f"{API}/data/prices/%20aapl%20").json()["symbol"] == "AAPL"
 
