@@ -158,6 +158,30 @@ def run_scheduled(*, exchange, now=None, trigger="schedule") -> IngestRun | None
     return run_daily(exchange=exchange, session=session, now=now, trigger=trigger)
 
 
+def retry_due(*, now=None) -> list[IngestRun]:
+    """Run again each exchange's latest daily run that ended rate limited once its `retry_at` has passed.
+
+    What "retry scheduled" means (PITFALLS BR-14): the scheduler calls this every few minutes (a beat
+    entry, a Zappa rate rule). A retry is a new run of the same session; it may end rate limited again,
+    with its own retry_at, until settings.DAILY_MAX_RETRIES retries of the session have been made.
+    """
+    now = now or timezone.now()
+    runs = []
+    for exchange in EXCHANGES:
+        latest = (IngestRun.objects.filter(kind=IngestRun.Kind.DAILY, exchange=exchange)
+                  .order_by("-started_at", "-id").first())
+        if latest is None or latest.status != IngestRun.Status.RATE_LIMITED:
+            continue
+        if latest.retry_at is None or latest.retry_at > now:
+            continue
+        retries = IngestRun.objects.filter(kind=IngestRun.Kind.DAILY, exchange=exchange, session=latest.session,
+                                           params__trigger="retry").count()
+        if retries >= settings.DAILY_MAX_RETRIES:
+            continue
+        runs.append(run_daily(exchange=exchange, session=latest.session, now=now, trigger="retry"))
+    return runs
+
+
 # --- steps -------------------------------------------------------------------------------------------
 
 def _chain(exchange):

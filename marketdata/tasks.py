@@ -21,3 +21,9 @@ def run_daily_chain(exchange, session=None, run_id=None, scheduled=False):
     run = IngestRun.objects.get(pk=run_id, kind=IngestRun.Kind.DAILY) if run_id else None
     day = dt.date.fromisoformat(session) if session else None
     return daily.run_daily(exchange=exchange, session=day, run=run, trigger="task").pk
+
+
+@app.task(name="marketdata.tasks.retry_rate_limited")
+def retry_rate_limited():
+    """The beat's retry sweep: re-run daily runs that ended rate limited and whose retry time has come."""
+    return [run.pk for run in daily.retry_due()]

@@ -10,12 +10,16 @@ import logging
 logger = logging.getLogger(__name__)
 
 
-def _run(exchange, event):
+def _setup():
     import django
     from django.apps import apps
 
     if not apps.ready:  # Zappa's handler sets Django up for web requests; a bare invocation may not
         django.setup()
+
+
+def _run(exchange, event):
+    _setup()
     from marketdata import daily
 
     run = daily.run_scheduled(exchange=exchange, trigger="lambda")
@@ -35,3 +39,14 @@ def daily_xasx(event, context):
 def daily_xnys(event, context):
     """NYSE's daily chain (rules at 22:00 and 23:00 UTC: 18:00 New York in EDT and in EST)."""
     return _run("XNYS", event)
+
+
+def retry_rate_limited(event, context):
+    """The retry sweep (a rate rule): re-run daily runs that ended rate limited once Retry-After passed."""
+    _setup()
+    from marketdata import daily
+
+    runs = daily.retry_due()
+    for run in runs:
+        logger.info("retry %s %s: %s (run #%s)", run.exchange, run.session, run.status, run.pk)
+    return {"retried": [run.pk for run in runs]}

@@ -63,9 +63,14 @@ def after_close(exchange):
     return local_crontab(minute=at.minute, hour=at.hour, day_of_week="mon-fri", zone=ZONES[exchange])
 
 
+# How often the retry sweep looks for rate-limited daily runs whose Retry-After has passed.
+RETRY_EVERY = dt.timedelta(minutes=10)
+
+
 def beat_schedule():
-    """CELERY_BEAT_SCHEDULE entries: one per exchange, each running only a session that is due."""
-    return {
+    """CELERY_BEAT_SCHEDULE entries: one per exchange, each running only a session that is due, and the
+    sweep that retries rate-limited runs (PITFALLS BR-14)."""
+    entries = {
         f"daily-{exchange.lower()}": {
             "task": "marketdata.tasks.run_daily_chain",
             "schedule": after_close(exchange),
@@ -73,3 +78,6 @@ def beat_schedule():
         }
         for exchange in RUN_AT
     }
+    entries["retry-rate-limited"] = {"task": "marketdata.tasks.retry_rate_limited",
+                                     "schedule": RETRY_EVERY.total_seconds()}
+    return entries

@@ -75,10 +75,10 @@ def test_zappa_makes_one_distinct_rule_per_expression(aws, stage):
     cli, rules = schedule(stage)
     configured = [(event["function"], expression) for event in json.loads(SETTINGS_FILE.read_text())["dev"]["events"]
                   for expression in event["expressions"]]
-    assert len(configured) == 4
+    assert len(configured) == 5  # two per exchange, and the retry sweep
     daily_rules = {name: rule for name, rule in rules.items() if "keep_warm" not in name}
-    # Four expressions, four rules: none overwrote another (BR-31's symptom was one rule left).
-    assert len(daily_rules) == 4
+    # Five expressions, five rules: none overwrote another (BR-31's symptom was one rule left).
+    assert len(daily_rules) == 5
     assert sorted((routed_function(arn), expression) for expression, _, arn in daily_rules.values()) == sorted(configured)
     function_arn = f"arn:aws:lambda:ap-southeast-2:123456789012:function:{cli.lambda_name}"
     assert all(targets == [function_arn] for _, targets, _ in rules.values())
@@ -150,10 +150,15 @@ def test_each_rule_routes_to_its_exchange_handler(aws, lambda_handler, monkeypat
     calls = []
     monkeypatch.setattr("marketdata.daily.run_scheduled",
                         lambda *, exchange, now=None, trigger: calls.append((exchange, trigger)))
+    monkeypatch.setattr("marketdata.daily.retry_due", lambda *, now=None: calls.append(("retry", now)) or [])
     for name, (_, _, arn) in sorted(rules.items()):
         answer = lambda_handler.handler(scheduled_event(arn, dt.datetime(2024, 3, 8, 23, 0, tzinfo=UTC)), None)
-        assert answer == {"exchange": "XNYS" if "xnys" in name else "XASX", "ran": False}
-    assert sorted(calls) == [("XASX", "lambda"), ("XASX", "lambda"), ("XNYS", "lambda"), ("XNYS", "lambda")]
+        if "retry" in name:
+            assert answer == {"retried": []}
+        else:
+            assert answer == {"exchange": "XNYS" if "xnys" in name else "XASX", "ran": False}
+    assert sorted(calls, key=str) == [("XASX", "lambda"), ("XASX", "lambda"), ("XNYS", "lambda"), ("XNYS", "lambda"),
+                                      ("retry", None)]
 
 
 @pytest.mark.django_db

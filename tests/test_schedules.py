@@ -80,7 +80,7 @@ def test_the_beat_has_one_entry_per_exchange_calling_the_task_for_its_due_sessio
     from marketdata.tasks import run_daily_chain
 
     beat = settings.CELERY_BEAT_SCHEDULE
-    assert set(beat) == {"daily-xasx", "daily-xnys"}
+    assert set(beat) == {"daily-xasx", "daily-xnys", "retry-rate-limited"}
     for exchange in ("XASX", "XNYS"):
         item = beat[f"daily-{exchange.lower()}"]
         assert item["task"] == "marketdata.tasks.run_daily_chain"
@@ -88,6 +88,14 @@ def test_the_beat_has_one_entry_per_exchange_calling_the_task_for_its_due_sessio
         assert app.tasks[item["task"]].name == run_daily_chain.name  # registered under that name
     assert repr(beat["daily-xasx"]["schedule"]) == "<local_crontab: 30 17 mon-fri (m/h/dow) Australia/Sydney>"
     assert repr(beat["daily-xnys"]["schedule"]) == "<local_crontab: 0 18 mon-fri (m/h/dow) America/New_York>"
+
+
+def test_the_beat_sweeps_for_rate_limited_runs_every_ten_minutes():
+    from marketdata.tasks import retry_rate_limited
+
+    item = settings.CELERY_BEAT_SCHEDULE["retry-rate-limited"]
+    assert (item["task"], item["schedule"]) == ("marketdata.tasks.retry_rate_limited", 600.0)
+    assert app.tasks[item["task"]].name == retry_rate_limited.name
 
 
 def test_the_schedule_survives_the_persistent_scheduler_pickle():

@@ -139,6 +139,8 @@ DAILY_PROVIDERS = env.mapping_("PARAKEET_DAILY_PROVIDERS", {"XNYS": "tiingo", "X
 DAILY_HOOKS = env.dotted_list_("PARAKEET_DAILY_HOOKS", [])
 # How long a daily run waits for another run of the same exchange to finish before it gives up.
 DAILY_LOCK_WAIT_SECONDS = env.int_("PARAKEET_DAILY_LOCK_WAIT", 900, minimum=1)
+# How many times the retry sweep re-runs a session whose daily run ended rate limited (PITFALLS BR-14).
+DAILY_MAX_RETRIES = env.int_("PARAKEET_DAILY_MAX_RETRIES", 6, minimum=0)
 
 TIINGO_API_KEY = env.str_("TIINGO_API_KEY", "")
 # HTTP providers (marketdata/providers): where each one lives, and how hard we may ask. The rate is

@@ -264,6 +264,41 @@ def test_a_scheduled_run_retries_a_session_whose_run_failed(server, monkeypatch)
     assert again.status == "success" and again.session == US_SESSION
 
 
+# --- BR-14: "rate limited, retry scheduled" is a retry that happens --------------------------------------
+
+def rate_limited_run(server):
+    preload()
+    server.script("tiingo", "MSFT", then="throttle:2")  # 429 with Retry-After: 2 on every request
+    run = daily.run_daily(exchange="XNYS", session=US_SESSION, now=US_EVENING)
+    assert run.status == "rate_limited" and run.retry_at is not None
+    return run
+
+
+def test_br14_the_retry_sweep_waits_for_retry_after_then_runs_the_session_again(server):
+    run = rate_limited_run(server)
+    # Before Retry-After has passed: nothing.
+    assert daily.retry_due(now=run.retry_at - dt.timedelta(seconds=1)) == []
+    server.script("tiingo", "MSFT")  # the provider has calmed down
+    [retry] = daily.retry_due(now=run.retry_at)
+    assert (retry.session, retry.status, retry.params["trigger"]) == (US_SESSION, "success", "retry")
+    assert bars_on(US_SESSION) == [("AAPL", 133.11), ("BRK.B", 267.89), ("MSFT", 258.26)]
+    # Done: the next sweep finds the latest run succeeded and leaves it.
+    assert daily.retry_due(now=run.retry_at + dt.timedelta(hours=1)) == []
+
+
+def test_br14_the_retry_sweep_gives_up_after_the_configured_retries(server, settings):
+    settings.DAILY_MAX_RETRIES = 2
+    run = rate_limited_run(server)
+    later = run.retry_at
+    for _ in range(2):
+        [retry] = daily.retry_due(now=later)
+        assert retry.status == "rate_limited"
+        later = retry.retry_at
+    assert daily.retry_due(now=later) == []
+    assert IngestRun.objects.filter(kind="daily", session=US_SESSION).count() == 3
+    assert Instrument.objects.get(symbol="MSFT").active  # throttling is never taken as delisting
+
+
 def test_the_due_session_waits_for_the_local_run_time():
     # 17:59 New York on Tue 20 April 2021 (21:59 UTC): 18:00 has not come, Monday is the due session.
     assert daily.due_session("XNYS", dt.datetime(2021, 4, 20, 21, 59, tzinfo=UTC)) == dt.date(2021, 4, 19)
