@@ -235,26 +235,33 @@ def test_br32_concurrent_upserts_of_the_same_bar_both_succeed(write_csv):
 
     if connection.vendor != "postgresql":
         pytest.skip("SQLite serialises writers; the race needs PostgreSQL")
-    paths = [write_csv(f"task{v}.csv", HEADER + f"AAPL,2024-03-08,100,100,100,100.00,{v}\n") for v in (1000, 1050)]
-    start, results = threading.Barrier(2), []
+    paths = {v: write_csv(f"task{v}.csv", HEADER + f"AAPL,2024-03-08,100,100,100,100.00,{v}\n") for v in (1000, 1050)}
+    start, runs = threading.Barrier(2), {}
 
-    def task(path):
+    def task(volume):
         try:
             start.wait()
-            results.append(ingest_bars(provider="csv", path=path, exchange="XNAS").status)
+            runs[volume] = ingest_bars(provider="csv", path=paths[volume], exchange="XNAS")
         finally:
             connections.close_all()
 
-    threads = [threading.Thread(target=task, args=(p,)) for p in paths]
+    threads = [threading.Thread(target=task, args=(v,)) for v in paths]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
 
-    assert results == ["success", "success"]
+    assert [runs[v].status for v in paths] == ["success", "success"]
     assert Instrument.objects.count() == 1
-    # One row, holding one task's whole bar (which one depends on who committed last).
-    assert PriceBar.objects.get().volume in (1000, 1050)
+    # One row, holding the whole bar of the task that committed last: the upsert of the second waited
+    # for the first to commit, then found the row and updated it; the first inserted it.
+    [(first, _), (last, _)] = sorted(((v, run.rows_updated) for v, run in runs.items()), key=lambda item: item[1])
+    assert (runs[first].rows_inserted, runs[last].rows_updated) == (1, 1)
+    assert PriceBar.objects.get().volume == last
+    # Re-running either task changes nothing but the values to its own: still one row.
+    ingest_bars(provider="csv", path=paths[1000], exchange="XNAS")
+    assert PriceBar.objects.get().volume == 1000
+    assert PriceBar.objects.count() == 1
 
 
 def _foreign_keys_and_indexes(table):
