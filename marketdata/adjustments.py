@@ -423,12 +423,8 @@ def _normalise_actions(actions):
 
 def _with_instrument_ids(frame):
     """The frame with instrument_id, less rows of unknown instruments; and those instruments' keys."""
-    pairs = frame[["symbol", "exchange"]].drop_duplicates()
-    ids = {}
-    for chunk in _chunks(sorted(pairs["symbol"].unique().tolist())):
-        for pk, symbol, exchange in Instrument.objects.filter(symbol__in=chunk).values_list("pk", "symbol", "exchange"):
-            ids[(symbol, exchange)] = pk
     key = list(zip(frame["symbol"], frame["exchange"]))
+    ids = {k: pk for k, (pk, _) in Instrument.objects.listings(key).items()}
     found = np.array([ids.get(k, -1) for k in key], dtype=np.int64)
     unknown = sorted({f"{exchange}:{symbol}" for (symbol, exchange), i in zip(key, found.tolist()) if i < 0})
     frame = frame[found >= 0].copy()

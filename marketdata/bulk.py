@@ -23,6 +23,9 @@ STAGE = "pg_temp.parakeet_stage_bars"  # qualified: never a permanent table of t
 # Stored columns in staging order; source, created_at and updated_at are added by the INSERT.
 COLUMNS = ("instrument_id", "date", "open", "high", "low", "close", "volume", "adj_factor", "flags", "quarantined")
 VALUE_COLUMNS = ("open", "high", "low", "close", "volume", "adj_factor", "source", "flags", "quarantined")
+# What makes a row "changed": the values, not who sent them. Two sources agreeing on a bar (the sample
+# data and the S&P file both hold IBM) leave it alone instead of rewriting it on every run.
+CHANGE_COLUMNS = tuple(c for c in VALUE_COLUMNS if c != "source")
 CHUNK = 100_000
 # From this many staged rows on, rebuild the foreign keys and secondary indexes instead of maintaining
 # them row by row. The rebuild holds an exclusive lock on the table until COMMIT (readers wait a few
@@ -134,8 +137,8 @@ def _upsert_postgresql(columns, source, now, progress):
                 progress(len(part["date"]))
             copy.write(_PG_TRAILER)
         rebuild = _drop_derived(cursor) if len(order) >= BULK_ROWS else []
-        values = ", ".join(f"p.{c}" for c in VALUE_COLUMNS)
-        excluded = ", ".join(f"EXCLUDED.{c}" for c in VALUE_COLUMNS)
+        values = ", ".join(f"p.{c}" for c in CHANGE_COLUMNS)
+        excluded = ", ".join(f"EXCLUDED.{c}" for c in CHANGE_COLUMNS)
         cursor.execute(
             f"""
             WITH upserted AS (
@@ -200,7 +203,7 @@ def _nullable(values):
 
 def _upsert_sqlite(columns, source, now, progress):
     stamp = connection.ops.adapt_datetimefield_value(now)
-    changed = " OR ".join(f"{c} IS NOT excluded.{c}" for c in VALUE_COLUMNS)
+    changed = " OR ".join(f"{c} IS NOT excluded.{c}" for c in CHANGE_COLUMNS)
     sql = (
         f"INSERT INTO {TABLE} (instrument_id, date, open, high, low, close, volume, adj_factor, source, flags, "
         "quarantined, created_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "

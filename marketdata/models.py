@@ -19,6 +19,7 @@ class Exchange(models.TextChoices):
 
 # The calendar each venue's bars are dated in (exchange-calendars names).
 CALENDAR_OF = {"XASX": "XASX", "XNYS": "XNYS", "XNAS": "XNYS", "ARCX": "XNYS", "BATS": "XNYS"}
+US_VENUES = ("XNYS", "XNAS", "ARCX", "BATS")
 CURRENCY_OF = {"XASX": "AUD", "XNYS": "USD", "XNAS": "USD", "ARCX": "USD", "BATS": "USD"}
 
 
@@ -49,6 +50,31 @@ class InstrumentQuerySet(models.QuerySet):
         """Annotate `renamed_on`: the latest SymbolChange into the symbol on its exchange, None if never."""
         latest = SymbolChange.objects.filter(exchange=models.OuterRef("exchange"), new_symbol=models.OuterRef("symbol"))
         return self.annotate(renamed_on=models.Subquery(latest.order_by("-date").values("date")[:1]))
+
+    def listings(self, keys):
+        """{(symbol, exchange): (id, name)} of the stored instrument each key means; absent keys are left out.
+
+        A key matches its own listing; a key on a US venue (XNYS, XNAS, ARCX, BATS) with no listing of
+        its own matches the symbol's one listing on another US venue. A ticker is unique across the US
+        tape, so a file that says nothing of the venue (the S&P 500 file, read as XNYS) lands on Apple's
+        Nasdaq listing instead of creating a second Apple.
+        """
+        keys = set(keys)
+        symbols = sorted({symbol for symbol, _ in keys})
+        stored = {}
+        for start in range(0, len(symbols), 500):
+            for pk, symbol, exchange, name in self.filter(symbol__in=symbols[start:start + 500]).values_list(
+                    "pk", "symbol", "exchange", "name"):
+                stored[(symbol, exchange)] = (pk, name)
+        found = {}
+        for symbol, exchange in keys:
+            if (symbol, exchange) in stored:
+                found[(symbol, exchange)] = stored[(symbol, exchange)]
+            elif exchange in US_VENUES:
+                others = [stored[(symbol, venue)] for venue in US_VENUES if (symbol, venue) in stored]
+                if len(others) == 1:
+                    found[(symbol, exchange)] = others[0]
+        return found
 
     # On the QuerySet (and so on the manager too), so an annotated queryset can resolve a symbol.
     def resolve(self, text, exchange=None):

@@ -271,13 +271,5 @@ def _instrument_ids(bars, asset_type):
 
 
 def _existing(wanted):
-    """{(symbol, exchange): (id, name)} of the wanted instruments that exist."""
-    symbols = sorted({symbol for symbol, _ in wanted})
-    found = {}
-    for start in range(0, len(symbols), 500):
-        rows = Instrument.objects.filter(symbol__in=symbols[start:start + 500]).values_list(
-            "pk", "symbol", "exchange", "name")
-        for pk, symbol, exchange, name in rows:
-            if (symbol, exchange) in wanted:
-                found[(symbol, exchange)] = (pk, name)
-    return found
+    """{(symbol, exchange): (id, name)} of the wanted instruments that exist (US venues as one: listings())."""
+    return Instrument.objects.listings(wanted)

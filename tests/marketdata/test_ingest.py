@@ -60,6 +60,32 @@ def test_a_second_run_changes_nothing_and_keeps_updated_at():
     assert PriceBar.objects.count() == 12_154
 
 
+def test_a_file_that_says_no_venue_lands_on_the_existing_us_listing():
+    # The sample puts Apple on Nasdaq; the S&P file names no venue (read as XNYS). One Apple, not two.
+    ingest_bars(provider="sample")
+    run = ingest_bars(provider="parquet", path=SP500, symbols=["AAPL", "NVDA"],
+                      start=dt.date(2021, 3, 1), end=dt.date(2021, 3, 5))
+    assert run.rows_inserted == 10
+    assert sorted(Instrument.objects.filter(symbol__in=["AAPL", "NVDA"]).values_list("symbol", "exchange")) == [
+        ("AAPL", "XNAS"), ("NVDA", "XNYS")]
+    assert PriceBar.objects.filter(instrument__symbol="AAPL", date__year=2021).count() == 5
+
+
+def test_two_sources_that_agree_on_a_bar_leave_it_unchanged():
+    # The same bar from another source is not an update: a re-run of either reports it unchanged.
+    import pandas as pd
+
+    from marketdata.services import store_bars
+
+    bars = pd.DataFrame({"symbol": ["IBM"], "exchange": ["XNYS"], "currency": ["USD"], "name": [""],
+                         "date": pd.to_datetime(["2024-03-08"]).astype("datetime64[s]"), "open": [196.0],
+                         "high": [197.0], "low": [195.0], "close": [196.5], "volume": [100.0], "adj_factor": [1.0]})
+    store_bars(bars=bars, source="sample")
+    again = store_bars(bars=bars, source="parquet")
+    assert (again.inserted, again.updated, again.unchanged) == (0, 0, 1)
+    assert PriceBar.objects.get().source == "sample"  # the first source that sent it stays on record
+
+
 def test_br07_a_zero_close_is_stored_null_flagged_and_quarantined(write_csv):
     """BR-07: closes 10.00, 10.20, 0.00, 10.10, 10.30; the 0.00 is missing, never a price."""
     path = write_csv("br07.csv", HEADER + "".join(
