@@ -247,7 +247,8 @@ def _judge(targets, outcomes, bars, errors, now):
     all_empty = every and all(outcomes.get(t.request.key) is not None and outcomes[t.request.key].status == "no_data"
                               for t in targets)
     if every and (len(targets) > 1 or not all_empty):
-        reason = ("the whole batch came back empty at once" if all_empty else "every symbol failed")
+        reason = ("the whole batch came back empty at once" if all_empty
+                  else f"every symbol failed (first: {notes[0]})" if notes else "every symbol failed")
         return Status.PROVIDER_ERROR, None, [f"provider error: {reason}; nothing written, no instrument "
                                              f"marked delisted", *notes]
     if notes or errors:

@@ -27,6 +27,8 @@ RETRY_STATUSES = (429, 500, 502, 503, 504)
 MAX_RETRY_AFTER = 60
 BACKOFF_FACTOR = 0.5  # urllib3: no wait before the first retry, then 1 s, 2 s, 4 s ... (at most 30 s)
 BACKOFF_MAX = 30
+# Symbols in a row that could not reach the provider at all before the rest of a batch is not asked.
+UNREACHABLE_AFTER = 3
 USER_AGENT = "parakeet-marketdata/0.1 (+daily bars ingest)"
 
 
@@ -163,11 +165,21 @@ class Provider:
         raise NotImplementedError
 
     def fetch(self, requests_, *, start, end):
-        """Bars in [start, end] for each requested symbol; every symbol gets an Outcome, none raises."""
+        """Bars in [start, end] for each requested symbol; every symbol gets an Outcome, none raises.
+
+        After UNREACHABLE_AFTER symbols in a row could not reach the provider at all (DNS, refused
+        connection, timeout: each already retried), the rest are not asked: an outage costs seconds,
+        not a retried request per symbol, and their outcome names the cause.
+        """
         bars, actions, outcomes = [], [], {}
+        unreachable = 0
         for request in requests_:
             request = SymbolRequest(request.symbol.strip().upper(), request.exchange.strip().upper(),
                                     request.asset_type)
+            if unreachable >= UNREACHABLE_AFTER:
+                outcomes[request.key] = Outcome("error", f"not asked: {self.label} unreachable "
+                                                         f"({unreachable} symbols in a row failed: {cause})")
+                continue
             try:
                 got, acts = self.fetch_one(request, start, end)
                 if not len(got):
@@ -180,11 +192,16 @@ class Provider:
                 outcomes[request.key] = Outcome("error", str(exc))
             except requests.RequestException as exc:
                 outcomes[request.key] = Outcome("error", self._describe(exc))
+                if isinstance(exc, (requests.ConnectionError, requests.Timeout)):
+                    unreachable += 1
+                    cause = _root_cause(exc)
+                    continue
             else:
                 outcomes[request.key] = Outcome("ok", f"{len(got)} bars")
                 bars.append(self._frame(request, got))
                 if acts is not None and len(acts):
                     actions.append(acts.assign(symbol=request.symbol, exchange=request.exchange))
+            unreachable = 0
         bars = pd.concat(bars, ignore_index=True) if bars else empty_bars()
         actions = (pd.concat(actions, ignore_index=True)[ACTION_COLUMNS] if actions else empty_actions())
         return FetchResult(bars=bars, actions=actions, outcomes=outcomes)
@@ -212,7 +229,7 @@ class Provider:
     def _describe(self, exc):
         if isinstance(exc, (requests.Timeout, requests.exceptions.ConnectionError)) and "timed out" in str(exc).lower():
             return f"{self.label} timed out (after {self.retries} retries, {self.timeout:g} s each)"
-        return f"{self.label} could not be reached ({type(exc).__name__}: {exc})"
+        return f"{self.label} could not be reached ({_root_cause(exc)})"
 
     def _frame(self, request, got):
         n = len(got)
@@ -263,6 +280,12 @@ def numbers(values, field, label, symbol):
                                                                                        na_value=np.nan)
     except (ValueError, TypeError) as exc:
         raise ProviderError(f"malformed answer from {label} for {symbol}: field {field!r}: {exc}") from None
+
+
+def _root_cause(exc):
+    """The reason inside a requests error: "...: Failed to resolve 'query1.finance.yahoo.com' (...)"."""
+    inner = exc.args[0] if exc.args else None
+    return str(getattr(inner, "reason", None) or inner or exc)[:300]
 
 
 def _retry_after(response):

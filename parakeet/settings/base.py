@@ -164,4 +164,6 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str_("LOG_LEVEL", "INFO")},
+    # urllib3 warns on every retry it makes; the provider adapters report each symbol's outcome instead.
+    "loggers": {"urllib3": {"level": "ERROR"}},
 }

@@ -241,3 +241,27 @@ def test_stooq_and_tiingo_report_asx_symbols_as_not_covered_without_a_request(se
     assert fetch("stooq", bhp).outcomes[bhp.key].status == "error"
     assert fetch("tiingo", bhp).outcomes[bhp.key].status == "error"
     assert server.count() == 0
+
+
+def test_an_unreachable_provider_is_given_up_after_three_symbols_naming_the_cause(settings):
+    # Nothing listens on port 9: every connection is refused. Three symbols are tried (each retried),
+    # the other two are not asked, and every outcome says why.
+    import socket
+
+    with socket.socket() as probe:  # a port that was just free, so nothing answers on it
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    symbols = [SymbolRequest(s, "XNAS") for s in ("AAPL", "MSFT", "NVDA", "GOOGL", "AMZN")]
+    provider = get_provider("stooq", retries=1, sleep_with=lambda s: None)
+    provider.base_url = f"http://127.0.0.1:{port}"
+    asked = []
+    fetch_one = provider.fetch_one
+    provider.fetch_one = lambda request, start, end: asked.append(request.symbol) or fetch_one(request, start, end)
+
+    outcomes = provider.fetch(symbols, start=START, end=END).outcomes
+
+    assert asked == ["AAPL", "MSFT", "NVDA"]
+    assert {outcome.status for outcome in outcomes.values()} == {"error"}
+    assert "Connection refused" in outcomes[("AAPL", "XNAS")].message
+    assert outcomes[("AMZN", "XNAS")].message.startswith("not asked: Stooq unreachable (3 symbols in a row failed: ")
+    assert "Connection refused" in outcomes[("AMZN", "XNAS")].message
