@@ -83,3 +83,10 @@ def sessions_between(exchange, start, end):
     if start > end:
         return []
     return [day.date() for day in cal.sessions_in_range(start, end)]
+
+
+def sessions_before(exchange, day, count):
+    """The session `count` sessions before `day` (a date; the session on or before it counts as 0)."""
+    index = sessions(calendar_name(exchange))
+    at = int(np.searchsorted(index.to_numpy(), np.datetime64(day, "ns"), side="right")) - 1
+    return index[max(at - count, 0)].date()

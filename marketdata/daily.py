@@ -215,14 +215,16 @@ def _ingest(run, *, exchange, session):
     provider = provider_for(exchange)
     venues = [venue for venue in VENUES[exchange]
               if Instrument.objects.filter(exchange=venue, active=True).exists()]
-    run.params = {**run.params, "since": _since(venues)}
+    run.params = {**run.params, "since": _since(venues, exchange, session)}
     worst, runs = "ok", []
     for venue in venues:
         try:
-            ingest = ingest_bars(provider=provider, exchange=venue, end=session, requested_by=run.requested_by)
+            ingest = ingest_bars(provider=provider, exchange=venue, end=session, requested_by=run.requested_by,
+                                 dormant_sessions=settings.DAILY_DORMANT_SESSIONS)
         except Exception as exc:
             raise StepFailed(f"{venue}: {exc}") from exc
         runs.append({"venue": venue, "run": ingest.pk, "status": ingest.status, "symbols": ingest.symbols,
+                     "dormant": ingest.params.get("dormant", 0),
                      "read": ingest.rows_read, "inserted": ingest.rows_inserted, "updated": ingest.rows_updated,
                      "unchanged": ingest.rows_unchanged, "flagged": ingest.rows_flagged,
                      "quarantined": _quarantined(ingest)})
@@ -271,17 +273,16 @@ def _hook(path):
     return hook
 
 
-def _since(venues):
-    """The earliest date an incremental ingest can write: the day after the stalest active instrument's
-    last bar (None when an active instrument has no bars yet: its whole history may come)."""
+def _since(venues, exchange, session):
+    """The earliest date the incremental ingest can write: the day after the stalest last bar of the
+    instruments it asks for (active, and not dormant: see ingest_from_provider)."""
     if not venues:
         return None
+    cutoff = calendars.sessions_before(exchange, session, settings.DAILY_DORMANT_SESSIONS)
     last_bar = PriceBar.objects.filter(instrument=OuterRef("pk")).order_by("-date").values("date")[:1]
     instruments = Instrument.objects.filter(exchange__in=venues, active=True).annotate(last=Subquery(last_bar))
-    if instruments.filter(last__isnull=True).exists():
-        return None
-    stalest = instruments.aggregate(stalest=Min("last"))["stalest"]
-    return stalest and (stalest + dt.timedelta(days=1)).isoformat()
+    stalest = instruments.filter(last__gte=cutoff).aggregate(stalest=Min("last"))["stalest"] or session
+    return (stalest + dt.timedelta(days=1)).isoformat()
 
 
 def _quarantined(ingest):

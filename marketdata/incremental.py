@@ -47,7 +47,8 @@ class Target:
     sessions: list
 
 
-def ingest_from_provider(run, *, symbols, universe, exchange, start, end, full, asset_type, now, progress=False):
+def ingest_from_provider(run, *, symbols, universe, exchange, start, end, full, asset_type, now, progress=False,
+                         dormant_sessions=None):
     """Fetch the missing sessions of the selected instruments from run.provider and store them.
 
     Records the outcome on `run` (see the module docstring) and returns it with `.result`. Raises
@@ -62,6 +63,11 @@ def ingest_from_provider(run, *, symbols, universe, exchange, start, end, full, 
             raise IngestError("a full backfill needs a start date (--start)")
         requests, errors = _requests(symbols=symbols, universe=universe, exchange=exchange,
                                      asset_type=asset_type, as_of=end or now.date())
+        if dormant_sessions is not None and exchange and not (symbols or universe):
+            requests, dormant = _awake(requests, exchange=exchange, as_of=end or now.date(),
+                                       sessions=dormant_sessions)
+            if dormant:
+                run.params = {**run.params, "dormant": dormant}
         targets = _targets(requests, start=start, end=end, full=full, now=now, errors=errors)
         try:
             provider = get_provider(run.provider)
@@ -139,6 +145,20 @@ def _requests(*, symbols, universe, exchange, asset_type, as_of):
         raise IngestError("say what to fetch: symbols, a universe or an exchange")
     return {SymbolRequest(inst.symbol, inst.exchange, inst.asset_type): inst.last_date
             for inst in _stored(members)}, errors
+
+
+def _awake(requests, *, exchange, as_of, sessions):
+    """The requests whose last bar is within `sessions` sessions before `as_of`, and how many were left out.
+
+    An instrument that stopped trading (a delisting we have no record of, a suspension) or never had a
+    bar is not asked every day: "no data" from it would only repeat, and is never taken as a delisting.
+    `ingest --symbols` still asks for it explicitly.
+    """
+    from . import calendars
+
+    cutoff = calendars.sessions_before(exchange, as_of, sessions)
+    awake = {request: last for request, last in requests.items() if last is not None and last >= cutoff}
+    return awake, len(requests) - len(awake)
 
 
 def _stored(instruments):

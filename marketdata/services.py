@@ -41,7 +41,7 @@ class StoreResult:
 def ingest_bars(*, provider: str, path=None, symbols: list[str] | None = None, start: dt.date | None = None,
                 end: dt.date | None = None, exchange: str | None = None, asset_type: str | None = None,
                 requested_by=None, progress: bool = False, universe: str | None = None, full: bool = False,
-                now: dt.datetime | None = None) -> IngestRun:
+                now: dt.datetime | None = None, dormant_sessions: int | None = None) -> IngestRun:
     """Read bars from `provider` (and `path`), flag and upsert them, and record the run as an IngestRun.
 
     Nothing is written unless the whole input is valid. Raises IngestError (after recording the run as
@@ -51,6 +51,8 @@ def ingest_bars(*, provider: str, path=None, symbols: list[str] | None = None, s
     HTTP providers (tiingo, yahoo, stooq) fetch `symbols`, the members of `universe`, or else the active
     instruments of `exchange`, each only for the sessions after its last stored bar up to `end` (default:
     the last session closed by `now`), or from `start` with `full`; see incremental.ingest_from_provider.
+    With `exchange` alone, `dormant_sessions` leaves out the instruments without a bar in that many
+    sessions before `end` (the daily chain: codes that stopped trading are not asked every day).
     """
     params = {key: value for key, value in {
         "path": str(path) if path else None, "symbols": symbols, "start": start and start.isoformat(),
@@ -63,7 +65,7 @@ def ingest_bars(*, provider: str, path=None, symbols: list[str] | None = None, s
 
         return ingest_from_provider(run, symbols=symbols, universe=universe, exchange=exchange, start=start,
                                     end=end, full=full, asset_type=asset_type, now=now or timezone.now(),
-                                    progress=progress)
+                                    progress=progress, dormant_sessions=dormant_sessions)
     origin = str(path) if path else provider
     try:
         bars, origin = _read(provider=provider, path=path, exchange=exchange)

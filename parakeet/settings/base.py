@@ -139,6 +139,9 @@ DAILY_PROVIDERS = env.mapping_("PARAKEET_DAILY_PROVIDERS", {"XNYS": "tiingo", "X
 DAILY_HOOKS = env.dotted_list_("PARAKEET_DAILY_HOOKS", [])
 # How long a daily run waits for another run of the same exchange to finish before it gives up.
 DAILY_LOCK_WAIT_SECONDS = env.int_("PARAKEET_DAILY_LOCK_WAIT", 900, minimum=1)
+# The daily chain leaves out instruments without a bar in this many sessions (stopped trading, never
+# loaded): asking for them every day only repeats "no data". `ingest --symbols` still asks for them.
+DAILY_DORMANT_SESSIONS = env.int_("PARAKEET_DAILY_DORMANT_SESSIONS", 10, minimum=1)
 # How many times the retry sweep re-runs a session whose daily run ended rate limited (PITFALLS BR-14).
 DAILY_MAX_RETRIES = env.int_("PARAKEET_DAILY_MAX_RETRIES", 6, minimum=0)
 

@@ -264,6 +264,23 @@ def test_a_scheduled_run_retries_a_session_whose_run_failed(server, monkeypatch)
     assert again.status == "success" and again.session == US_SESSION
 
 
+def test_codes_that_stopped_trading_or_were_never_loaded_are_not_asked_every_day(server):
+    # OLD's last bar is months before the session (a delisting nobody recorded); NEW has no bar at all
+    # (made by a universe import). Neither is asked, neither is marked anything, and the run succeeds.
+    preload()
+    old = Instrument.objects.create(symbol="OLD", exchange="XNAS", currency="USD")
+    PriceBar.objects.create(instrument=old, date=dt.date(2021, 1, 4), close=5.0, source="test")
+    Instrument.objects.create(symbol="NEW", exchange="XNYS", currency="USD")
+
+    run = daily.run_daily(exchange="XNYS", session=US_SESSION, now=US_EVENING)
+
+    assert run.status == "success"
+    assert set(server.symbols_asked("tiingo")) == {"AAPL", "MSFT", "BRK-B"}
+    assert {venue["venue"]: venue["dormant"] for venue in run.steps[0]["detail"]["venues"]} == {"XNAS": 1, "XNYS": 1}
+    assert run.params["since"] == "2021-04-20"  # the stalest awake instrument's last bar was the 19th
+    assert Instrument.objects.filter(symbol__in=["OLD", "NEW"], active=True).count() == 2
+
+
 # --- BR-14: "rate limited, retry scheduled" is a retry that happens --------------------------------------
 
 def rate_limited_run(server):
