@@ -68,7 +68,12 @@ def _scaled(price, factor):
     # PostgreSQL float columns can hold NaN/Infinity, which JSON cannot: a price like that is missing.
     if price is None or not math.isfinite(price):
         return None
-    return price * factor
+    return price if factor == 1.0 else _tidy(price * factor)
+
+
+def _tidy(value):
+    """A derived price to 10 significant digits: 441.40000000000515 (float noise of a factor ratio) -> 441.4."""
+    return float(f"{value:.10g}")
 
 
 @router.get("/instruments", response={200: list[InstrumentOut], **ERRORS})
@@ -146,7 +151,7 @@ def get_latest(request, symbol: str):
             return latest
         latest.update(
             previous_date=previous_date, previous_close=previous,
-            change=close - previous, change_pct=(close / previous - 1) * 100,
+            change=_tidy(close - previous), change_pct=_tidy((close / previous - 1) * 100),
         )
     return latest
 

@@ -213,6 +213,15 @@ def test_latest_does_not_report_a_split_as_a_crash(api, make_bars):
     assert body["change_pct"] == pytest.approx(1.0)  # +1%, not -49.5%
 
 
+def test_latest_restates_across_a_dividend_without_float_noise(api, make_bars):
+    # Factors of a dividend-adjusted series differ by a hair: 441.40 x (0.9731003 / 0.9731003000000001)
+    # is 441.39999999999995 in floats; the answer is the price to 10 significant digits.
+    make_bars("DIV", "XNAS", [(dt.date(2024, 3, 7), 441, 442, 440, 441.40, 1000)], adj_factor=0.9731003)
+    make_bars("DIV", "XNAS", [(dt.date(2024, 3, 8), 430, 431, 429, 430.47, 1000)], adj_factor=0.9731003000000001)
+    body = api.get(f"{API}/data/latest/DIV").json()
+    assert (body["previous_close"], body["change"]) == (441.4, -10.93)  # 430.47 - 441.40
+
+
 def test_latest_with_a_single_bar_has_no_change(api, bhp_twice):
     body = api.get(f"{API}/data/latest/bhp.ax").json()
     assert body["close"] == 44.71
