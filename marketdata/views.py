@@ -131,6 +131,7 @@ def instrument_detail(request, symbol):
     span = bars.aggregate(
         first=Min("date"), last=Max("date"), count=Count("id"),
         flagged_bars=Count("id", filter=~Q(flags=0)), quarantined_bars=Count("id", filter=Q(quarantined=True)),
+        factored_bars=Count("id", filter=~Q(adj_factor=1.0)),
     )
     context = {
         "instrument": instrument,

@@ -31,7 +31,7 @@ FLAG_LABELS = {
     JUMP: "jump no corporate action explains",
     STALE: "stale: the same close repeated",
     FLIP: "flips back and forth (jump undone within days)",
-    SYMBOL_REUSED: "symbol reused by another company (new level after a long gap)",
+    SYMBOL_REUSED: "symbol reused by another company, or relisted (new level after a long gap)",
 }
 QUARANTINE_MASK = NOT_A_SESSION | MISSING_CLOSE | FLIP | SYMBOL_REUSED
 SERIES_FLAGS = JUMP | STALE | FLIP | SYMBOL_REUSED  # set by check_series; the rest by check_bars
