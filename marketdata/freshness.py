@@ -109,12 +109,16 @@ def banner(now=None):
     for exchange, last_date in latest["exchanges"]:
         state = freshness(exchange, last_date, now)
         if state["status"] == "stale":
+            # XNAS and Arca bars come with the XNYS chain: the venue's calendar names its daily exchange.
+            chain = calendars.calendar_name(exchange)
             stale.append({"exchange": exchange, "label": EXCHANGE_LABELS.get(exchange, exchange),
-                          "last_date": last_date, **state})
+                          "last_date": last_date, "never_run": chain in DAILY_EXCHANGES and chain not in latest["daily"],
+                          **state})
     failed = [{**run, "error": run["errors"][-1] if run["errors"] else ""} for run in latest["failed"]]
     if not stale and not failed:
         return None
-    return {"stale": stale, "failed": failed}
+    never_run = [row["exchange"] for row in stale if row["never_run"]]
+    return {"stale": stale, "failed": failed, "never_run": never_run}
 
 
 def forget():

@@ -59,7 +59,7 @@ def ingest_bars(*, provider: str, path=None, symbols: list[str] | None = None, s
         "end": end and end.isoformat(), "exchange": exchange, "asset_type": asset_type, "universe": universe,
         "full": full,
     }.items() if value}
-    run = IngestRun.objects.create(provider=provider, params=params, requested_by=requested_by)
+    run = IngestRun.objects.create(provider=provider, params=params, exchange=exchange or "", requested_by=requested_by)
     if provider in HTTP_PROVIDERS:
         from .incremental import ingest_from_provider
 

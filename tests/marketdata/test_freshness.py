@@ -65,6 +65,16 @@ def test_every_page_says_which_exchange_is_how_many_sessions_behind(alice_client
     assert "Nasdaq ends 2024-03-08, 3 sessions behind (expected 2024-03-13)." in banner
 
 
+@time_machine.travel(WEDNESDAY_NIGHT, tick=False)
+def test_stale_data_no_daily_run_ever_fetched_says_how_to_start_one(alice_client, aapl):
+    body = text(alice_client.get("/instruments/"))
+    assert "No daily run has fetched XNAS yet" in body and "manage.py daily" in body
+    IngestRun.objects.create(kind="daily", provider="tiingo", exchange="XNYS", session=dt.date(2024, 3, 8),
+                             status="success")
+    freshness.forget()
+    assert "No daily run has fetched" not in text(alice_client.get("/instruments/"))
+
+
 @time_machine.travel(dt.datetime(2024, 3, 11, 15, 0, tzinfo=UTC), tick=False)
 def test_no_banner_while_every_exchange_is_at_most_one_session_behind(alice_client, aapl, make_bars):
     make_bars("BHP", "XASX", [bar(dt.date(2024, 3, 8), 45.0)])  # one session behind in Sydney
