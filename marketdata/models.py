@@ -170,6 +170,19 @@ class PriceBarQuerySet(models.QuerySet):
         """Bars fit for analytics: quarantined ones are left out."""
         return self.filter(quarantined=False)
 
+    def reused_codes(self, exchange, instrument_ids=None):
+        """{instrument id: date} of each instrument of `exchange` whose code another company took over:
+        the date of its latest quarantined SYMBOL_REUSED bar. Analytics leave out the bars before it (the
+        other company's), so no return spans the two; an accepted flag (a relisting) cuts nothing."""
+        from quant.quality import SYMBOL_REUSED
+
+        bars = self.order_by().filter(instrument__exchange=exchange, quarantined=True)
+        if instrument_ids is not None:
+            bars = bars.filter(instrument_id__in=instrument_ids)
+        rows = (bars.annotate(reused=models.F("flags").bitand(SYMBOL_REUSED)).filter(reused__gt=0)
+                .values("instrument_id").annotate(day=Max("date")).values_list("instrument_id", "day"))
+        return dict(rows)
+
     def flagged(self):
         return self.exclude(flags=0)
 

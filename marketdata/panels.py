@@ -374,6 +374,7 @@ def _write_manifest(storage, exchange, files, symbols):
         "exchange": exchange,
         "written_at": _iso(dt.datetime.now(dt.UTC)),
         "instruments": {str(pk): symbol for pk, symbol in sorted(symbols.items())},
+        "reused": {str(pk): day.isoformat() for pk, day in sorted(PriceBar.objects.reused_codes(exchange).items())},
         "files": {year: files[year] for year in sorted(files, key=int)},
     }
     key = manifest_key(exchange)
@@ -405,7 +406,8 @@ def load_panel(*, field: str = "adj_close", exchange: str | None = None, instrum
     price x adj_factor). Returns a DataFrame indexed by date (DatetimeIndex, midnight, the exchange's
     calendar day; every date that has a bar of a selected instrument in [start, end]), one float64
     column per instrument keyed 'XNYS:AAPL' and sorted by key, NaN where the instrument has no bar or
-    the value is missing. Quarantined bars count as missing unless include_quarantined. With
+    the value is missing. Quarantined bars count as missing unless include_quarantined, and so do the
+    bars of a reused code's earlier company (before the cut in PriceBar.objects.reused_codes). With
     instrument_ids or symbols ('AAPL', 'XNYS:AAPL') the columns are exactly those instruments.
     Raises PanelsMissing / PanelsStale when the panels lag the database (a pass over the exchange's bars;
     check=False skips it, for a caller that has just refreshed them), PanelError for bad arguments.
@@ -538,7 +540,23 @@ def _read(*, columns, exchange, instrument_ids, symbols, start, end, include_qua
             raise
         parts = [part.result() for part in parts]
     table = pa.concat_tables(parts) if parts else SCHEMA.empty_table().select(read_columns)
+    if not include_quarantined:
+        table = _after_reuse(table, manifests)
     return table, keys, wanted
+
+
+def _after_reuse(table, manifests):
+    """The rows less those of a reused code's earlier company (dated before its cut: PriceBar.objects.reused_codes)."""
+    cuts = {int(pk): day for manifest in manifests.values() for pk, day in manifest.get("reused", {}).items()}
+    if not cuts or not table.num_rows:
+        return table
+    ids = np.array(sorted(cuts), dtype=np.int64)
+    days = np.array([np.datetime64(cuts[pk], "D").astype(np.int64) for pk in ids.tolist()], dtype=np.int64)
+    row_ids = table["instrument_id"].to_numpy()
+    at = np.clip(np.searchsorted(ids, row_ids), 0, len(ids) - 1)
+    cut = np.where(ids[at] == row_ids, days[at], np.iinfo(np.int64).min)
+    keep = table["date"].cast(pa.int32()).to_numpy().astype(np.int64) >= cut
+    return table if keep.all() else table.filter(pa.array(keep))
 
 
 def _wanted(manifests, keys, instrument_ids, symbols):

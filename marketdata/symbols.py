@@ -276,14 +276,19 @@ def history_start(instrument, *, stitched: bool = False) -> dt.date | None:
 
     Unstitched: the current code's bars from its rename on (bars under the code before the rename are
     another listing's or a provider's copy). Stitched: the earliest bar over the old codes too, as
-    `stitched_bars` returns them. A 12-month return needs this to be at least 12 months back.
+    `stitched_bars` returns them. A code another company took over (a quarantined reused-code flag)
+    starts again at the takeover. A 12-month return needs this to be at least 12 months back.
     """
     parts = segments(instrument)
     if not stitched:
         parts = parts[:1]
+    # A code another company took over starts its history again there (PriceBar.objects.reused_codes).
+    cut = PriceBar.objects.reused_codes(instrument.exchange, [instrument.pk]).get(instrument.pk)
     first = None
     for part in parts:
         bars = _segment_bars(instrument.exchange, part).clean()
+        if cut:
+            bars = bars.filter(date__gte=cut)
         day = bars.aggregate(first=Min("date"))["first"]
         if day is not None:
             first = day

@@ -141,6 +141,7 @@ def instrument_detail(request, symbol):
         "span": span,
         "sample_command": SAMPLE_COMMAND,
         "actions": _actions_table(actions),
+        "reused_on": PriceBar.objects.reused_codes(instrument.exchange, [instrument.pk]).get(instrument.pk),
     }
     if span["count"]:
         # After any error the page says it shows the default range, so half a bad range is not used.

@@ -23,6 +23,7 @@ from marketdata.panels import (
     refresh_panels, write_table,
 )
 from marketdata.services import ingest_bars
+from quant.quality import SYMBOL_REUSED
 from tests.conftest import MARKETDATA
 
 pytestmark = pytest.mark.django_db
@@ -135,6 +136,34 @@ def test_quarantined_bars_are_missing_unless_asked_for(ingested):
     bars = load_bars(symbols=["XNYS:MSFT"])
     assert dt.date(2020, 11, 17) not in set(bars["date"].dt.date)
     assert len(load_bars(symbols=["XNYS:MSFT"], include_quarantined=True)) == 8
+
+
+def test_a_reused_codes_earlier_company_is_left_out_of_analytics(ingested):
+    # Say another company took MSFT's code on 2021-01-05 (the ingest flagged and quarantined that bar):
+    # no return may span the two companies, so analytics start at the new one's first usable bar.
+    PriceBar.objects.filter(instrument__symbol="MSFT", date=dt.date(2021, 1, 5)).update(
+        flags=SYMBOL_REUSED, quarantined=True, updated_at=timezone.now())
+    refresh_panels()
+
+    closes = load_panel(field="close", symbols=["XNYS:MSFT", "XNYS:AAPL"])
+    assert closes["XNYS:MSFT"].dropna().index.date.tolist() == [dt.date(2021, 1, 6)]
+    assert closes["XNYS:AAPL"].notna().sum() == 8  # other instruments keep their history
+    assert set(load_bars(symbols=["XNYS:MSFT"])["date"].dt.date) == {dt.date(2021, 1, 6)}
+    # Everything is still there for whoever asks for the quarantined view.
+    assert load_panel(field="close", symbols=["XNYS:MSFT"], include_quarantined=True).notna().sum().item() == 8
+    # Accepting the flag (a relisting of the same company) cuts nothing.
+    PriceBar.objects.filter(instrument__symbol="MSFT", date=dt.date(2021, 1, 5)).update(
+        quarantined=False, updated_at=timezone.now())
+    refresh_panels()
+    assert load_panel(field="close", symbols=["XNYS:MSFT"]).notna().sum().item() == 8
+
+
+def test_the_instrument_page_says_a_code_was_reused_and_where_analytics_start(ingested, alice_client):
+    PriceBar.objects.filter(instrument__symbol="MSFT", date=dt.date(2021, 1, 5)).update(
+        flags=SYMBOL_REUSED, quarantined=True)
+    body = alice_client.get("/instruments/MSFT/").content.decode()
+    assert "another company took over XNYS:MSFT on 2021-01-05" in body
+    assert "Code reused" not in alice_client.get("/instruments/AAPL/").content.decode()
 
 
 def test_load_bars_is_the_long_frame_with_adjusted_prices(ingested):
