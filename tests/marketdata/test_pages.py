@@ -355,12 +355,12 @@ def test_the_instrument_page_stays_within_its_query_budget(alice_client, aapl, m
     days = [dt.date(2022, 1, 3) + dt.timedelta(days=i) for i in range(800)]
     make_bars("LONG", "XNYS", [bar(d, 10.0) for d in days])
     PriceBar.objects.filter(instrument__symbol="LONG", date__in=days[:150]).update(flags=ZERO_PRICE)
-    # session, user, resolve, actions, span, warm-up bars, shown bars, latest two bars, flagged bars,
-    # stale banner (first page only: it is cached)
-    with django_assert_max_num_queries(10):
+    # session, user, resolve, actions, span, reused-code cut, warm-up bars, shown bars, latest two bars,
+    # flagged bars, stale banner (first page only: it is cached)
+    with django_assert_max_num_queries(11):
         response = alice_client.get("/instruments/LONG/")
     assert response.status_code == 200
-    with django_assert_max_num_queries(9):
+    with django_assert_max_num_queries(10):
         assert alice_client.get("/instruments/AAPL/?adjusted=1").status_code == 200
 
 
