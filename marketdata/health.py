@@ -151,7 +151,9 @@ def flagged_page(params):
         bars = form.filter(bars)
     else:
         bars = bars.filter(reviewed=False)
-    page = Paginator(bars.order_by("-date", "instrument__symbol", "id"), FLAGGED_PAGE_SIZE).get_page(params.get("page"))
+    # Quarantined (serious) bars first, so a stale run of small caps never buries a unit flip or a reused code.
+    page = Paginator(bars.order_by("-quarantined", "-date", "instrument__symbol", "id"), FLAGGED_PAGE_SIZE).get_page(
+        params.get("page"))
     return form, page
 
 

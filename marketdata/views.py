@@ -164,7 +164,7 @@ def instrument_detail(request, symbol):
             "chart_json": mark_safe(charts.figure_json(figure)),
             "ranges": _range_links(span, start, end),
             "latest": _latest(bars, adjusted=adjusted),
-            "flagged": bars.flagged().order_by("-date")[:FLAGGED_ON_DETAIL],
+            "flagged": bars.flagged().order_by("-quarantined", "-date")[:FLAGGED_ON_DETAIL],
         })
     return render(request, "marketdata/instrument_detail.html", context, status=400 if form.errors else 200)
 
