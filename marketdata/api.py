@@ -2,7 +2,7 @@
 import datetime as dt
 import math
 from functools import lru_cache
-from typing import Optional
+from typing import Literal, Optional
 
 from django.db import transaction
 from django.utils import timezone
@@ -71,6 +71,22 @@ def _scaled(price, factor):
     return price if factor == 1.0 else _tidy(price * factor)
 
 
+def _weekly(bars):
+    """Daily bar dicts as weekly ones (quant.bars.weekly_bars), in the same shape."""
+    import pandas as pd
+
+    from quant.bars import weekly_bars
+
+    if not bars:
+        return []
+    weeks = weekly_bars(pd.DataFrame(bars).astype({c: "float64" for c in ("open", "high", "low", "close", "volume")}))
+    return [{
+        "date": row.date.date(), **{c: _scaled(getattr(row, c), 1.0) for c in ("open", "high", "low", "close")},
+        "volume": None if pd.isna(row.volume) else int(row.volume), "adj_factor": row.adj_factor,
+        "flags": row.flags, "flag_labels": flag_labels(row.flags), "quarantined": bool(row.quarantined),
+    } for row in weeks.itertuples()]
+
+
 def _tidy(value):
     """A derived price to 10 significant digits: 441.40000000000515 (float noise of a factor ratio) -> 441.4."""
     return float(f"{value:.10g}")
@@ -92,6 +108,7 @@ def get_prices(
     adjusted: bool = False,
     include_quarantined: bool = False,
     stitch: bool = False,
+    interval: Literal["daily", "weekly"] = "daily",
 ):
     """Daily bars of one instrument (`AAPL`, `XASX:BHP`, `BHP.AX`), oldest first.
 
@@ -99,6 +116,8 @@ def get_prices(
     Quarantined bars are left out unless `include_quarantined=true`. Omitted dates mean no bound.
     A listing that changed code says so in `renamed_from`; `stitch=true` then takes the bars before each
     change from the older code (its factors carried onto the newer code's basis).
+    `interval=weekly` gives one bar per calendar week that has one, dated by its last session: open the
+    first, high the max, low the min, close the last, volume the sum, adj_factor the last day's.
     """
     check_range(start, end)
     instrument = resolve_instrument(symbol, Instrument.objects.with_renamed_on())
@@ -119,9 +138,11 @@ def get_prices(
             "close": _scaled(c, scale), "volume": volume, "adj_factor": factor,
             "flags": flags, "flag_labels": flag_labels(flags), "quarantined": quarantined,
         })
+    if interval == "weekly":
+        out = _weekly(out)
     return {
         "symbol": instrument.symbol, "exchange": instrument.exchange, "currency": instrument.currency,
-        "adjusted": adjusted, "start": start, "end": end,
+        "adjusted": adjusted, "start": start, "end": end, "interval": interval,
         "renamed_from": symbols.renamed_from(instrument, chain), "stitched": bool(stitch and chain), "bars": out,
     }
 

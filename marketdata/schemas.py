@@ -75,6 +75,7 @@ class PricesOut(Schema):
         description="Codes this listing had before, newest first; without stitch=true their bars are not here",
     )
     stitched: bool = Field(description="Bars before each change come from the older code (stitch=true)")
+    interval: str = Field(description="daily, or weekly: one bar per calendar week, dated by its last session")
     bars: list[BarOut]
 
 

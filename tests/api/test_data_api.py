@@ -185,6 +185,19 @@ def test_a_bad_boolean_is_422_naming_it(api, aapl):
 
 # --- latest -----------------------------------------------------------------------------------
 
+def test_br10_weekly_bars_are_first_max_min_last_and_summed(api, aapl):
+    # Mon 03-04 .. Thu 03-07 only (a partial week): open 176.15 (Mon), high 176.90 (Mon), low 168.49 (Thu),
+    # close 169.00 (Thu), volume 81,510,100 + 95,132,400 + 68,587,700 + 71,765,100 = 316,995,300.
+    body = api.get(f"{API}/data/prices/AAPL?end=2024-03-07&interval=weekly").json()
+    assert body["interval"] == "weekly"
+    [week] = body["bars"]
+    assert (week["date"], week["open"], week["high"], week["low"], week["close"], week["volume"]) == (
+        "2024-03-07", 176.15, 176.90, 168.49, 169.00, 316_995_300)
+    adjusted = api.get(f"{API}/data/prices/AAPL?end=2024-03-07&interval=weekly&adjusted=true").json()["bars"][0]
+    assert adjusted["close"] == pytest.approx(84.5)  # 169.00 x 0.5
+    assert api.get(f"{API}/data/prices/AAPL?interval=monthly").status_code == 422
+
+
 def test_latest_gives_the_last_bar_and_the_change(api, aapl):
     body = api.get(f"{API}/data/latest/AAPL").json()
     assert body["date"] == "2024-03-08"
