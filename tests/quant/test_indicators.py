@@ -70,3 +70,32 @@ def test_an_empty_series_gives_an_empty_result():
 def test_it_rejects_a_window_that_is_not_a_positive_integer(window):
     with pytest.raises(ValueError, match="window must be a positive integer"):
         sma(pd.Series([1.0, 2.0]), window)
+
+
+# --- sma_frame: sma over every column at once ------------------------------------------------------------
+
+def test_sma_frame_matches_sma_column_by_column_with_gaps():
+    from quant.indicators import sma_frame
+
+    rng = np.random.default_rng(3)
+    values = rng.normal(100, 5, (60, 7))
+    values[rng.random((60, 7)) < 0.2] = np.nan  # gaps everywhere, leading ones too
+    values[:, 6] = np.nan  # a column with no value at all
+    frame = pd.DataFrame(values, index=pd.bdate_range("2024-01-01", periods=60), columns=list("ABCDEFG"))
+    for window in (1, 3, 10, 60, 61):
+        result = sma_frame(frame, window)
+        for column in frame.columns:
+            np.testing.assert_allclose(result[column].to_numpy(), sma(frame[column], window).to_numpy(),
+                                       rtol=1e-12, atol=1e-12)
+
+
+def test_sma_frame_by_hand():
+    from quant.indicators import sma_frame
+
+    frame = pd.DataFrame({"A": [1.0, 2.0, np.nan, 3.0, 4.0], "B": [np.nan, np.nan, 5.0, 7.0, np.nan]})
+    result = sma_frame(frame, 2)
+    # A: as sma: NaN, 1.5, 1.5 carried, (2+3)/2 = 2.5, 3.5. B: NaN, NaN, NaN, (5+7)/2 = 6, 6 carried.
+    assert_same(result["A"], [np.nan, 1.5, 1.5, 2.5, 3.5])
+    assert_same(result["B"], [np.nan, np.nan, np.nan, 6.0, 6.0])
+    with pytest.raises(ValueError, match="window must be a positive integer"):
+        sma_frame(frame, 0)
