@@ -19,8 +19,8 @@ from django.utils import timezone
 from marketdata import calendars
 from marketdata.models import Instrument, PriceBar
 from marketdata.panels import (
-    PanelError, PanelsMissing, PanelsStale, SCHEMA, bars_table, load_bars, load_panel, manifest_key, panel_key,
-    refresh_panels, write_table,
+    PanelError, PanelsMissing, PanelsStale, SCHEMA, bars_table, load_bars, load_panel, load_panels, manifest_key,
+    panel_key, refresh_panels, write_table,
 )
 from marketdata.services import ingest_bars
 from tests.conftest import MARKETDATA
@@ -123,6 +123,22 @@ def test_round_trip_keeps_raw_values_and_adj_close_is_close_times_factor(ingeste
     assert adj.loc["2020-11-12", "XNYS:AAPL"] == pytest.approx(119.03157449, rel=1e-12)
     volume = load_panel(field="volume", symbols=["AAPL"])
     assert volume.loc["2021-01-06", "XNYS:AAPL"] == 155_087_970.0
+
+
+def test_load_panels_reads_several_fields_in_one_pass_as_load_panel_would(ingested):
+    refresh_panels()
+
+    panels = load_panels(fields=["adj_close", "close", "volume", "adj_high"], symbols=["AAPL", "MSFT"],
+                         start=dt.date(2020, 11, 17))
+    assert list(panels) == ["adj_close", "close", "volume", "adj_high"]
+    for field, panel in panels.items():
+        pd.testing.assert_frame_equal(panel, load_panel(field=field, symbols=["AAPL", "MSFT"],
+                                                        start=dt.date(2020, 11, 17)))
+    # MSFT 2020-11-18: close 211.08, adjusted 210.597058343 (the file's adjusted close).
+    assert panels["close"].loc["2020-11-18", "XNYS:MSFT"] == 211.08
+    assert panels["adj_close"].loc["2020-11-18", "XNYS:MSFT"] == pytest.approx(210.597058343, rel=1e-12)
+    with pytest.raises(PanelError, match="unknown field 'vwap'"):
+        load_panels(fields=["close", "vwap"])
 
 
 def test_quarantined_bars_are_missing_unless_asked_for(ingested):
