@@ -552,7 +552,8 @@ def _read(*, columns, exchange, instrument_ids, symbols, start, end, include_qua
         parts = [pool.submit(read, key) for key in keys_to_read]
         try:
             if check:
-                _check_fresh(every)
+                # With a selection, only the exchanges it reads from: a stale XASX does not stop a US read.
+                _check_fresh(every if wanted is None else {name: every[name] for name in manifests})
         except PanelError:
             for part in parts:
                 part.cancel()

@@ -640,45 +640,63 @@ def replay(result: ScreenResult, close: pd.DataFrame, *, start, end, horizons=(5
     a name on the first day of each run of consecutive hits (an entry), not every day it stays listed.
     The universe baseline is every member with a close on each replayed day.
     """
-    dates = close.index
-    inside = np.asarray((dates >= pd.Timestamp(start)) & (dates <= pd.Timestamp(end)))
-    mask = result.hit_mask().to_numpy().copy()
-    if only_new:
-        before = np.vstack([np.zeros((1, mask.shape[1]), dtype=bool), mask[:-1]])
-        mask = mask & ~before
-    mask &= inside[:, None]
-    universe = (result.rules[0].passed.to_numpy() & result.rules[1].passed.to_numpy()) & inside[:, None]
-    rows, cols = np.nonzero(mask)
-    hits = pd.DataFrame({"date": dates[rows], "name": close.columns[cols],
-                         "score": result.score.to_numpy()[rows, cols]})
+    return replay_many([(result, close)], start=start, end=end, horizons=horizons, only_new=only_new)
+
+
+def replay_many(pairs, *, start, end, horizons=(5, 20, 60), only_new: bool = True) -> ReplayReport:
+    """`replay` of one universe held in several panels (one per exchange calendar), pooled.
+
+    pairs: [(ScreenResult, close)], each on its own calendar's rows. Hits and universe returns of all
+    panels are pooled; a same-day universe mean is taken within each panel (its own sessions).
+    """
+    horizons = [int(k) for k in horizons]
+    hit_frames, dailies = [], []
+    pooled = {k: {"hits": [], "universe": [], "excess": [], "pending": 0} for k in horizons}
+    for result, close in pairs:
+        dates = close.index
+        inside = np.asarray((dates >= pd.Timestamp(start)) & (dates <= pd.Timestamp(end)))
+        mask = result.hit_mask().to_numpy().copy()
+        if only_new:
+            before = np.vstack([np.zeros((1, mask.shape[1]), dtype=bool), mask[:-1]])
+            mask &= ~before
+        mask &= inside[:, None]
+        universe = (result.rules[0].passed.to_numpy() & result.rules[1].passed.to_numpy()) & inside[:, None]
+        rows, cols = np.nonzero(mask)
+        hits = pd.DataFrame({"date": dates[rows], "name": close.columns[cols],
+                             "score": result.score.to_numpy()[rows, cols]})
+        for k in horizons:
+            ahead = forward_returns(close, k).to_numpy()
+            values = ahead[rows, cols]
+            known = ~np.isnan(values)
+            base = np.where(universe, ahead, np.nan)
+            excess = values - _mean_over(base, axis=1)[rows]
+            pooled[k]["hits"].append(values[known])
+            pooled[k]["universe"].append(base[~np.isnan(base)])
+            pooled[k]["excess"].append(excess[~np.isnan(excess)])
+            pooled[k]["pending"] += int((~known).sum())
+            hits[f"fwd_{k}"] = values
+        hit_frames.append(hits)
+        dailies.append(pd.DataFrame({"hits": mask.sum(axis=1), "universe": universe.sum(axis=1)}, index=dates)[inside])
+    hits = pd.concat(hit_frames, ignore_index=True)
+    daily = pd.concat(dailies).groupby(level=0).sum().sort_index() if dailies else pd.DataFrame(
+        columns=["hits", "universe"])
     summary_rows = []
     for k in horizons:
-        ahead = forward_returns(close, int(k)).to_numpy()
-        values = ahead[rows, cols]
-        known = ~np.isnan(values)
-        base = np.where(universe, ahead, np.nan)
-        day_mean = _mean_over(base, axis=1)
-        excess = values - day_mean[rows]
-        base_known = base[~np.isnan(base)]
+        values, base, excess = (np.concatenate(pooled[k][part]) for part in ("hits", "universe", "excess"))
         summary_rows.append({
-            "sessions": int(k),
-            "hits": _stats(values[known]),
-            "universe": {"n": int(base_known.size), "mean": _mean(base_known),
-                         "hit_rate": _rate(base_known)},
-            "excess": _mean(excess[~np.isnan(excess)]),
-            "pending": int((~known).sum()),
+            "sessions": k, "hits": _stats(values),
+            "universe": {"n": int(base.size), "mean": _mean(base), "hit_rate": _rate(base)},
+            "excess": _mean(excess), "pending": pooled[k]["pending"],
         })
-        hits[f"fwd_{k}"] = values
-    daily = pd.DataFrame({"hits": mask.sum(axis=1), "universe": universe.sum(axis=1)}, index=dates)[inside]
     summary = {
-        "sessions": int(inside.sum()),
-        "first": dates[inside][0].date().isoformat() if inside.any() else None,
-        "last": dates[inside][-1].date().isoformat() if inside.any() else None,
+        "sessions": int(len(daily)),
+        "first": daily.index[0].date().isoformat() if len(daily) else None,
+        "last": daily.index[-1].date().isoformat() if len(daily) else None,
         "hits": int(len(hits)), "days_with_hits": int((daily["hits"] > 0).sum()),
         "names": int(hits["name"].nunique()), "only_new": bool(only_new), "horizons": summary_rows,
     }
-    return ReplayReport(summary, hits.sort_values(["date", "score"], ascending=[True, False], kind="stable")
-                        .reset_index(drop=True), daily)
+    return ReplayReport(summary, hits.sort_values(["date", "score", "name"], ascending=[True, False, True],
+                                                  kind="stable").reset_index(drop=True), daily)
 
 
 def _mean_over(values, axis):

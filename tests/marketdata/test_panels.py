@@ -252,6 +252,16 @@ def test_missing_and_stale_panels_are_named_errors(ingested, sp500_slice):
     assert load_panel(field="close", check=False).index[-1] == pd.Timestamp("2021-01-06")
 
 
+def test_a_selection_checks_only_the_exchanges_it_reads(ingested, make_bars):
+    refresh_panels()
+    make_bars("BHP", "XASX", [(dt.date(2024, 3, 8), 45.0, 45.5, 44.8, 45.2, 1_000)])  # XASX has no panels yet
+
+    # Reading US names needs fresh US panels only; XASX's missing panels are named when XASX is read.
+    assert list(load_panel(field="close", symbols=["AAPL"]).columns) == ["XNYS:AAPL"]
+    with pytest.raises(PanelsMissing, match=r"XASX: 1 bars in the database but no panels"):
+        load_panel(field="close")
+
+
 def test_bad_arguments_name_the_problem(ingested):
     refresh_panels()
     with pytest.raises(PanelError, match="unknown field 'vwap'"):

@@ -1,0 +1,17 @@
+"""Celery tasks of the scanner: each takes a row id and calls one service."""
+from parakeet.celery import app
+
+from . import services
+from .models import ScanReplay, ScanRun
+
+
+@app.task(name="scanner.tasks.run_scan")
+def run_scan(run_id):
+    """Run the queued ScanRun `run_id` (POST /scanner/scan and the page enqueue it); returns its status."""
+    return services.run_scan(ScanRun.objects.get(pk=run_id)).status
+
+
+@app.task(name="scanner.tasks.run_replay")
+def run_replay(replay_id):
+    """Run the queued ScanReplay `replay_id`; returns its status."""
+    return services.run_replay(ScanReplay.objects.get(pk=replay_id)).status
