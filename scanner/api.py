@@ -96,7 +96,7 @@ def list_scan_runs(request, screen: Optional[str] = None, universe: Optional[str
 def list_screens(request):
     """The built-in screens with their default parameters and schema, and the saved screens."""
     screens = [{"key": key, "label": s.label, "description": s.description,
-                "defaults": s.params().model_dump(mode="json"), "schema": s.params.model_json_schema()}
+                "defaults": s.params().model_dump(mode="json"), "params_schema": s.params.model_json_schema()}
                for key, s in SCREENS.items()]
     return {"screens": screens, "saved": list(SavedScreen.objects.order_by("name"))}
 

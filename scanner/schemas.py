@@ -144,7 +144,7 @@ class ScreenOut(Schema):
     label: str
     description: str
     defaults: dict[str, Any]
-    schema_: dict[str, Any] = Field(alias="schema", description="The parameters' JSON schema")
+    params_schema: dict[str, Any] = Field(description="The parameters' JSON schema")
 
 
 class ScreensOut(Schema):

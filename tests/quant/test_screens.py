@@ -399,3 +399,15 @@ def test_a_name_that_stops_trading_is_measured_to_its_last_price():
     report = screens.replay(result, close, start=close.index[1], end=close.index[2], horizons=(2,), only_new=False)
     # Row 1: 11 -> its last price 12 (row 3 has none) = +9.09%; row 2: 12 -> 12 = 0%. Never -100%.
     assert report.summary["horizons"][0]["hits"]["mean"] == pytest.approx((12 / 11 - 1 + 0.0) / 2)
+
+
+def test_a_universe_in_two_panels_is_pooled():
+    close, result = replay_result()
+    one = screens.replay(result, close, start=close.index[2], end=close.index[5], horizons=(1,))
+    both = screens.replay_many([(result, close), (result, close.copy())], start=close.index[2], end=close.index[5],
+                               horizons=(1,))
+    # Twice the hits and twice the universe; the same means, hit rates and excess; the days add up.
+    h1, h2 = one.summary["horizons"][0], both.summary["horizons"][0]
+    assert (h2["hits"]["n"], h2["universe"]["n"]) == (2 * h1["hits"]["n"], 2 * h1["universe"]["n"])
+    assert h2["hits"]["mean"] == pytest.approx(h1["hits"]["mean"]) and h2["excess"] == pytest.approx(h1["excess"])
+    assert both.daily["hits"].tolist() == [2, 0, 0, 2] and both.summary["sessions"] == 4
