@@ -30,23 +30,60 @@ def sma_frame(frame, window):
     valid values of each column are moved to the top (a stable sort keeps their order), averaged
     through a cumulative sum, and put back in their rows.
     """
-    if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 1:
-        raise ValueError(f"window must be a positive integer, got {window!r}")
+    return sma_frames(frame, [window])[window]
+
+
+def sma_frames(frame, windows):
+    """{window: sma_frame(frame, window)} for several windows, packing the valid values only once."""
+    for window in windows:
+        if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 1:
+            raise ValueError(f"window must be a positive integer, got {window!r}")
     frame = pd.DataFrame(frame)
     values = frame.to_numpy(dtype=np.float64, copy=True)
     if values.size == 0:
-        return pd.DataFrame(values, index=frame.index, columns=frame.columns)
+        return {w: pd.DataFrame(values, index=frame.index, columns=frame.columns) for w in windows}
     valid = ~np.isnan(values)
     order = np.argsort(~valid, axis=0, kind="stable")
     packed = np.take_along_axis(values, order, axis=0)
     running = np.cumsum(np.nan_to_num(packed, nan=0.0), axis=0)
-    averages = np.full(values.shape, np.nan)
-    if window <= len(values):
-        sums = running[window - 1:].copy()
-        sums[1:] -= running[:-window]
-        averages[window - 1:] = sums / window
     # Packed rows past a column's valid count hold no value.
-    averages[np.arange(len(values))[:, None] >= valid.sum(axis=0)[None, :]] = np.nan
-    out = np.empty_like(averages)
-    np.put_along_axis(out, order, averages, axis=0)
-    return pd.DataFrame(out, index=frame.index, columns=frame.columns).ffill()
+    beyond = np.arange(len(values))[:, None] >= valid.sum(axis=0)[None, :]
+    out = {}
+    for window in windows:
+        averages = np.full(values.shape, np.nan)
+        if window <= len(values):
+            sums = running[window - 1:].copy()
+            sums[1:] -= running[:-window]
+            averages[window - 1:] = sums / window
+        averages[beyond] = np.nan
+        placed = np.empty_like(averages)
+        np.put_along_axis(placed, order, averages, axis=0)
+        out[window] = pd.DataFrame(placed, index=frame.index, columns=frame.columns).ffill()
+    return out
+
+
+def rolling_max(frame, window):
+    """The highest value of each column over the last `window` rows, the row itself included.
+
+    Missing values are skipped; NaN only where the window holds no value (pandas'
+    `rolling(window, min_periods=1).max()`). Vectorised over the whole frame (van Herk / Gil-Werman:
+    running maxima inside blocks of `window` rows, forwards and backwards, then one max per row).
+    """
+    if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 1:
+        raise ValueError(f"window must be a positive integer, got {window!r}")
+    frame = pd.DataFrame(frame)
+    values = frame.to_numpy(dtype=np.float64)
+    n = len(values)
+    if n == 0 or window == 1:
+        return pd.DataFrame(values.copy(), index=frame.index, columns=frame.columns)
+    blocks = -(-n // window)
+    padded = np.full((blocks * window, values.shape[1]), np.nan)
+    padded[:n] = values
+    shaped = padded.reshape(blocks, window, -1)
+    forward = np.fmax.accumulate(shaped, axis=1).reshape(-1, values.shape[1])
+    backward = np.fmax.accumulate(shaped[:, ::-1], axis=1)[:, ::-1].reshape(-1, values.shape[1])
+    out = forward[:n].copy()
+    # Row i's window [i - window + 1, i] spans the end of one block (backward) and the start of the next (forward).
+    start = np.arange(window - 1, n)
+    out[window - 1:] = np.fmax(backward[start - window + 1], forward[start])
+    return pd.DataFrame(out, index=frame.index, columns=frame.columns)

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator, model_validator
 
-from .indicators import sma_frame
+from .indicators import rolling_max, sma_frames
 from .metrics import forward_returns, returns_from_prices
 
 EQUAL_WEIGHT = "equal_weight"
@@ -338,9 +338,9 @@ def top_percentile(values: pd.DataFrame, eligible: pd.DataFrame, top_percent: fl
     passed: fewer than top_percent % of them have a strictly higher value (ties share the better
     place; the best name always passes). percentile: 100 x the share with a value <= this one.
     """
-    candidates = values.where(eligible.to_numpy())
-    ranked = candidates.rank(axis=1, method="max").to_numpy()
-    count = candidates.notna().sum(axis=1).to_numpy()[:, None].astype(float)
+    candidates = np.where(eligible.to_numpy(), values.to_numpy(dtype=np.float64), np.nan)
+    ranked = _rank_max(candidates)
+    count = (~np.isnan(candidates)).sum(axis=1)[:, None].astype(float)
     with np.errstate(invalid="ignore", divide="ignore"):
         better = count - ranked
         passed = better < top_percent / 100.0 * count - _EPS
@@ -348,6 +348,25 @@ def top_percentile(values: pd.DataFrame, eligible: pd.DataFrame, top_percent: fl
     passed &= ~np.isnan(ranked)
     frame = lambda a: pd.DataFrame(a, index=values.index, columns=values.columns)  # noqa: E731
     return frame(passed), frame(percentile)
+
+
+def _rank_max(values):
+    """Per row, the number of the row's values <= each value (pandas' rank(axis=1, method="max")); NaN
+    stays NaN. Vectorised: sort each row, find where each run of equal values ends, put the ranks back."""
+    order = np.argsort(values, axis=1, kind="stable")  # NaN sort last
+    ordered = np.take_along_axis(values, order, axis=1)
+    rows, cols = values.shape
+    position = np.broadcast_to(np.arange(cols), (rows, cols))
+    ends_run = np.ones((rows, cols), dtype=bool)
+    ends_run[:, :-1] = ordered[:, :-1] != ordered[:, 1:]
+    # The end of each element's run: the smallest run end at or after it, found from the right.
+    ends = np.where(ends_run, position, cols)
+    last = np.minimum.accumulate(ends[:, ::-1], axis=1)[:, ::-1]
+    ranks = (last + 1).astype(float)
+    ranks[np.isnan(ordered)] = np.nan
+    out = np.empty_like(ranks)
+    np.put_along_axis(out, order, ranks, axis=1)
+    return out
 
 
 def true_range_pct(panel: UniversePanel) -> pd.DataFrame:
@@ -442,20 +461,22 @@ def breakout_setup(close: pd.DataFrame, high: pd.DataFrame, low: pd.DataFrame, p
     - tightening: mean true range % over `atr_short` sessions / over `atr_long` <= max_atr_ratio.
     Reused by the breakout strategy; the screen adds the universe-wide momentum rank and the filters.
     """
-    params = params or MomentumBreakout()
-    panel = UniversePanel.build(close=close, high=high, low=low)
+    return _breakout_setup(UniversePanel.build(close=close, high=high, low=low), params or MomentumBreakout())
+
+
+def _breakout_setup(panel, params):
     close = panel.close
     a, b, c = params.ma_windows
-    averages = {w: sma_frame(close, w) for w in params.ma_windows}
+    averages = sma_frames(close, params.ma_windows)
     rising = {w: averages[w] > averages[w].shift(params.rising_over) for w in params.ma_windows}
     trend = (close > averages[a]) & (averages[a] > averages[b]) & (averages[b] > averages[c])
     for w in params.ma_windows:
         trend &= rising[w]
-    highest = panel.high.fillna(close).rolling(params.high_window, min_periods=1).max().where(close.notna())
+    highest = rolling_max(panel.high.fillna(close), params.high_window).where(close.notna())
     below = 1.0 - close / highest
     near = below <= params.max_below_high + _EPS
-    ranges = true_range_pct(panel)
-    short, long_ = sma_frame(ranges, params.atr_short), sma_frame(ranges, params.atr_long)
+    ranges = sma_frames(true_range_pct(panel), (params.atr_short, params.atr_long))
+    short, long_ = ranges[params.atr_short], ranges[params.atr_long]
     with np.errstate(invalid="ignore", divide="ignore"):
         ratio = short / long_.where(long_ > 0)
     tight = ratio <= params.max_atr_ratio + _EPS
@@ -492,7 +513,7 @@ def momentum_breakout(panel: UniversePanel, params: MomentumBreakout | None = No
     rules.append(Rule("momentum", f"{'One' if params.require == 'any' else 'Every one'} of the {windows}-session "
                                   f"returns in the top {params.top_percent:g}% of the universe",
                       _frame_like(panel, momentum)))
-    setup, extra = breakout_setup(panel.close, panel.high, panel.low, params)
+    setup, extra = _breakout_setup(panel, params)
     metrics.update(extra)
     a, b, c = params.ma_windows
     rules += [
@@ -519,7 +540,7 @@ def fifty_two_week_high(panel: UniversePanel, params: FiftyTwoWeekHigh | None = 
     metrics, shown = {}, []
     rules = base_rules(panel, params, metrics, shown)
     close = panel.close
-    highest = panel.high.fillna(close).rolling(params.window, min_periods=1).max().where(close.notna())
+    highest = rolling_max(panel.high.fillna(close), params.window).where(close.notna())
     below = 1.0 - close / highest
     rules.append(Rule("near_high", f"Close within {params.within:.0%} of the {params.window}-session high",
                       below <= params.within + _EPS))
@@ -556,7 +577,7 @@ def relative_strength(panel: UniversePanel, params: RelativeStrength | None = No
     rules.append(Rule("outperform", f"Return over {params.lookback} sessions beats the index by at least "
                                     f"{params.min_excess:.0%}", relative >= params.min_excess - _EPS))
     line = close.div(level, axis=0)
-    line_high = line.rolling(params.line_window, min_periods=1).max().where(close.notna())
+    line_high = rolling_max(line, params.line_window).where(close.notna())
     line_below = 1.0 - line / line_high
     rules.append(Rule("rs_line_high", f"Relative-strength line within {params.line_within:.0%} of its "
                                       f"{params.line_window}-session high", line_below <= params.line_within + _EPS))

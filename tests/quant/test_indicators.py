@@ -99,3 +99,38 @@ def test_sma_frame_by_hand():
     assert_same(result["B"], [np.nan, np.nan, np.nan, 6.0, 6.0])
     with pytest.raises(ValueError, match="window must be a positive integer"):
         sma_frame(frame, 0)
+
+
+# --- rolling_max: pandas' rolling(window, min_periods=1).max(), vectorised ------------------------------------
+
+def test_rolling_max_by_hand():
+    from quant.indicators import rolling_max
+
+    frame = pd.DataFrame({"A": [3.0, 1.0, np.nan, 2.0, 5.0, 4.0], "B": [np.nan, np.nan, 1.0, np.nan, np.nan, np.nan]})
+    result = rolling_max(frame, 3)
+    # A: max(3) = 3, max(3, 1) = 3, max(3, 1, -) = 3, max(1, -, 2) = 2, max(-, 2, 5) = 5, max(2, 5, 4) = 5.
+    assert_same(result["A"], [3, 3, 3, 2, 5, 5])
+    # B: nothing yet, nothing, 1, 1, 1, then the window (rows 3..5) holds no value: NaN.
+    assert_same(result["B"], [np.nan, np.nan, 1, 1, 1, np.nan])
+
+
+def test_rolling_max_matches_pandas_on_gappy_columns():
+    from quant.indicators import rolling_max
+
+    rng = np.random.default_rng(11)
+    values = rng.normal(0, 1, (101, 9))
+    values[rng.random((101, 9)) < 0.3] = np.nan
+    frame = pd.DataFrame(values)
+    for window in (1, 2, 7, 50, 101, 150):
+        expected = frame.rolling(window, min_periods=1).max()
+        np.testing.assert_array_equal(rolling_max(frame, window).to_numpy(), expected.to_numpy())
+
+
+def test_sma_frames_gives_each_window_as_sma_frame():
+    from quant.indicators import sma_frame, sma_frames
+
+    frame = pd.DataFrame({"A": [1.0, 2.0, np.nan, 3.0, 4.0, 6.0]})
+    both = sma_frames(frame, (2, 3))
+    pd.testing.assert_frame_equal(both[2], sma_frame(frame, 2))
+    # Valid values 1, 2, 3, 4, 6: MA3 at the last row = (3+4+6)/3 = 4.333.
+    assert both[3]["A"].iloc[-1] == pytest.approx(13 / 3)

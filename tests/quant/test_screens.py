@@ -411,3 +411,11 @@ def test_a_universe_in_two_panels_is_pooled():
     assert (h2["hits"]["n"], h2["universe"]["n"]) == (2 * h1["hits"]["n"], 2 * h1["universe"]["n"])
     assert h2["hits"]["mean"] == pytest.approx(h1["hits"]["mean"]) and h2["excess"] == pytest.approx(h1["excess"])
     assert both.daily["hits"].tolist() == [2, 0, 0, 2] and both.summary["sessions"] == 4
+
+
+def test_row_ranks_match_pandas_including_ties_and_gaps():
+    rng = np.random.default_rng(2)
+    values = rng.integers(0, 6, (40, 15)).astype(float)  # many ties
+    values[rng.random((40, 15)) < 0.25] = np.nan
+    expected = pd.DataFrame(values).rank(axis=1, method="max").to_numpy()
+    np.testing.assert_array_equal(screens._rank_max(values), expected)
