@@ -246,11 +246,13 @@ class Rule:
 
 @dataclass(frozen=True)
 class Metric:
-    """How to show a metric: `kind` is pct (a fraction shown in %), price, money, ratio or number."""
+    """How to show a metric: `kind` is pct (a signed fraction shown in %), share (an unsigned one), price,
+    money, ratio or number; `short` heads a table column."""
 
     key: str
     label: str
     kind: str
+    short: str = ""
 
 
 @dataclass
@@ -415,7 +417,7 @@ def base_rules(panel: UniversePanel, params: ScreenParams, metrics: dict, shown:
     ]
     metrics["close"] = panel.close
     metrics["price"] = panel.raw_close
-    shown += [Metric("price", "Close as traded", "price"), Metric("close", "Close, adjusted", "price")]
+    shown += [Metric("price", "Close as traded", "price", "Price"), Metric("close", "Close, adjusted", "price", "Adj. close")]
     if filters.exchanges:
         wanted = {e.upper() for e in filters.exchanges}
         mask = panel.info["exchange"].str.upper().isin(wanted).to_numpy()
@@ -437,7 +439,7 @@ def base_rules(panel: UniversePanel, params: ScreenParams, metrics: dict, shown:
         floor = _per_name(panel, filters.min_dollar_volume)
         ok = (traded.to_numpy() >= floor) | (np.isnan(floor) & has_close.to_numpy())
         metrics["dollar_volume"] = traded
-        shown.append(Metric("dollar_volume", f"Average traded value, {window} sessions", "money"))
+        shown.append(Metric("dollar_volume", f"Average traded value, {window} sessions", "money", f"Value {window}d"))
         rules.append(Rule("dollar_volume", f"Average traded value over {window} sessions at least "
                                            f"{_amounts(filters.min_dollar_volume)}", _frame_like(panel, ok)))
     need = params.history_sessions()
@@ -505,8 +507,9 @@ def momentum_breakout(panel: UniversePanel, params: MomentumBreakout | None = No
         tops.append(top.to_numpy())
         percentiles.append(pct.to_numpy())
         metrics[f"ret_{window}"], metrics[f"pctl_{window}"] = returned, pct
-        shown += [Metric(f"ret_{window}", f"Return over {window} sessions", "pct"),
-                  Metric(f"pctl_{window}", f"Percentile of the {window}-session return in the universe", "number")]
+        shown += [Metric(f"ret_{window}", f"Return over {window} sessions", "pct", f"Ret {window}d"),
+                  Metric(f"pctl_{window}", f"Percentile of the {window}-session return in the universe", "number",
+                         f"Pctl {window}d")]
     combine = np.logical_or if params.require == "any" else np.logical_and
     momentum = combine.reduce(tops)
     windows = "/".join(str(w) for w in params.return_windows)
@@ -524,10 +527,12 @@ def momentum_breakout(panel: UniversePanel, params: MomentumBreakout | None = No
         Rule("tightening", f"Range tightening: ATR{params.atr_short} / ATR{params.atr_long} at most "
                            f"{params.max_atr_ratio:g}", setup["tightening"]),
     ]
-    shown += [Metric(f"ma_{w}", f"{w}-session moving average", "price") for w in params.ma_windows]
-    shown += [Metric(f"high_{params.high_window}", f"{params.high_window}-session high", "price"),
-              Metric("below_high", "Below that high", "pct"),
-              Metric("atr_ratio", f"ATR{params.atr_short} / ATR{params.atr_long}", "ratio")]
+    shown += [Metric(f"ma_{w}", f"{w}-session moving average", "price", f"MA{w}") for w in params.ma_windows]
+    shown += [Metric(f"high_{params.high_window}", f"{params.high_window}-session high", "price",
+                     f"High {params.high_window}d"),
+              Metric("below_high", "Below that high", "share", "Below high"),
+              Metric("atr_ratio", f"ATR{params.atr_short} / ATR{params.atr_long}", "ratio",
+                     f"ATR{params.atr_short}/{params.atr_long}")]
     score = _frame_like(panel, _mean_over(np.stack(percentiles), axis=0))
     return ScreenResult("momentum_breakout", rules, metrics, shown, score, panel.history_start)
 
@@ -546,9 +551,9 @@ def fifty_two_week_high(panel: UniversePanel, params: FiftyTwoWeekHigh | None = 
                       below <= params.within + _EPS))
     returned = period_return(close, params.window)
     metrics.update({f"high_{params.window}": highest, "below_high": below, f"ret_{params.window}": returned})
-    shown += [Metric(f"high_{params.window}", f"{params.window}-session high", "price"),
-              Metric("below_high", "Below that high", "pct"),
-              Metric(f"ret_{params.window}", f"Return over {params.window} sessions", "pct")]
+    shown += [Metric(f"high_{params.window}", f"{params.window}-session high", "price", f"High {params.window}d"),
+              Metric("below_high", "Below that high", "share", "Below high"),
+              Metric(f"ret_{params.window}", f"Return over {params.window} sessions", "pct", f"Ret {params.window}d")]
     return ScreenResult("high_52w", rules, metrics, shown, returned, panel.history_start)
 
 
@@ -584,10 +589,12 @@ def relative_strength(panel: UniversePanel, params: RelativeStrength | None = No
     metrics.update({f"ret_{params.lookback}": returned,
                     "index_return": _frame_like(panel, np.broadcast_to(index_return, close.shape)),
                     "relative": relative, "line_below_high": line_below})
-    shown += [Metric(f"ret_{params.lookback}", f"Return over {params.lookback} sessions", "pct"),
-              Metric("index_return", f"Index return over {params.lookback} sessions", "pct"),
-              Metric("relative", "Relative return against the index", "pct"),
-              Metric("line_below_high", f"RS line below its {params.line_window}-session high", "pct")]
+    shown += [Metric(f"ret_{params.lookback}", f"Return over {params.lookback} sessions", "pct",
+                     f"Ret {params.lookback}d"),
+              Metric("index_return", f"Index return over {params.lookback} sessions", "pct", "Index ret"),
+              Metric("relative", "Relative return against the index", "pct", "Relative"),
+              Metric("line_below_high", f"RS line below its {params.line_window}-session high", "share",
+                     "RS below high")]
     return ScreenResult("relative_strength", rules, metrics, shown, relative, panel.history_start)
 
 

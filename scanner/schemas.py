@@ -29,7 +29,9 @@ class FunnelEntry(Schema):
 class MetricInfo(Schema):
     key: str
     label: str
-    kind: str = Field(description="pct (a fraction: 0.05 = 5%), price, money, ratio or number")
+    kind: str = Field(description="pct (a signed fraction: 0.05 = +5%), share (an unsigned fraction), price, "
+                                  "money, ratio or number")
+    short: str = Field("", description="A short column heading")
 
 
 class ScanRunOut(Schema):

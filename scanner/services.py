@@ -156,7 +156,7 @@ def _scan(run, *, check):
         closes = group.panel.close.iloc[-SPARKLINE_SESSIONS:]
         table["sparkline"] = [_numbers(closes[name].to_numpy()) for name in table.index]
         tables.append(table)
-    context["metrics"] = [{"key": m.key, "label": m.label, "kind": m.kind} for m in result.shown]
+    context["metrics"] = [{"key": m.key, "label": m.label, "kind": m.kind, "short": m.short} for m in result.shown]
     hits = pd.concat(tables).sort_values(["score"], ascending=False, kind="stable")
     metric_keys = [m.key for m in result.shown]
     # Every hit passed every rule, so its score is a number (a ranked return, a relative return).

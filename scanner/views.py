@@ -138,15 +138,17 @@ def _run_context(request, run):
              "spark": charts.sparkline_points(hit.sparkline), "rising": charts.sparkline_rising(hit.sparkline)}
             for hit in hits]
     headers = []
-    for key_, label, numeric in [("rank", "#", True), ("symbol", "Name", False), ("score", "Score", True),
-                                 *((m["key"], m["label"], True) for m in metrics)]:
+    for key_, label, title, numeric in [("rank", "#", "Rank", True), ("symbol", "Name", "Symbol", False),
+                                        ("score", "Score", "Score", True),
+                                        *((m["key"], m.get("short") or m["label"], m["label"], True) for m in metrics)]:
         active = key_ == sort
         # A first click sorts numbers highest first (ranks and names from the top); a second click flips.
         first_desc = key_ not in ("rank", "symbol")
         want_desc = (not descending) if active else first_desc
         query = request.GET.copy()
         query["sort"], query["dir"] = key_, "desc" if want_desc else "asc"
-        headers.append({"key": key_, "label": label, "numeric": numeric, "href": f"?{query.urlencode()}#hits",
+        headers.append({"key": key_, "label": label, "title": title, "numeric": numeric,
+                        "href": f"?{query.urlencode()}#hits",
                         "active": active, "aria": ("descending" if descending else "ascending") if active else None})
     top = max((entry["passed"] for entry in run.funnel[:1]), default=0) or 1
     funnel = [{**entry, "width": round(100 * entry["passed"] / top, 1)} for entry in run.funnel]

@@ -6,11 +6,13 @@ register = template.Library()
 
 @register.filter
 def metric(value, kind):
-    """0.1234 as pct -> '+12.34%'; 265e6 as money -> '265.0M'; None -> '—'."""
+    """0.1234 as pct -> '+12.34%', as share -> '12.34%'; 265e6 as money -> '265.0M'; None -> '—'."""
     if value is None:
         return "—"
     if kind == "pct":
         return f"{value * 100:+.2f}%"
+    if kind == "share":
+        return f"{value * 100:.2f}%"
     if kind == "money":
         for size, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
             if abs(value) >= size:

@@ -56,3 +56,12 @@ def test_the_replay_charts_show_percent_and_leave_missing_means_out():
     assert list(hits.y) == [1.25, None] and list(universe.y) == [0.4, -1.0]
     daily = charts.hits_per_day_figure([["2024-03-01", 2, 480], ["2024-03-04", 0, 481]])
     assert list(daily.data[0].y) == [2, 0]
+
+
+def test_metrics_are_formatted_by_kind():
+    from scanner.templatetags.scanner_tags import metric, pct, share
+
+    assert [metric(0.1234, "pct"), metric(0.1234, "share"), metric(265e6, "money"), metric(1311.14, "price"),
+            metric(0.0455, "price"), metric(0.69612, "ratio"), metric(90.06, "number"), metric(None, "pct")] == [
+        "+12.34%", "12.34%", "265.0M", "1,311.14", "0.0455", "0.696", "90.1", "—"]
+    assert (pct(-0.0027), share(0.5605), pct(None)) == ("-0.27%", "56.0%", "—")

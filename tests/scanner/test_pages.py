@@ -115,7 +115,7 @@ def test_a_hit_opens_its_chart_with_the_setup_marked_and_explained(alice_client,
     high = next(t for t in figure["data"] if t.get("name") == "5-session high")
     assert high["y"] == [pytest.approx(11.0), pytest.approx(11.0)]
     assert any(shape.get("x0") == "2023-02-10" for shape in figure["layout"]["shapes"])  # the scan's session
-    assert "5-session high" in page and "Below that high" in page and "+0.00%" in page
+    assert "5-session high" in page and "<td>Below that high</td><td class=\"num\">0.00%</td>" in page
 
 
 def test_saving_running_and_deleting_a_screen(alice_client, client, carol, highs, django_capture_on_commit_callbacks):
