@@ -2,7 +2,6 @@
 import datetime as dt
 from typing import Optional
 
-from django.db import transaction
 from django.urls import reverse
 from ninja import Router, Status
 from ninja.errors import ValidationError
@@ -11,7 +10,7 @@ from ninja.pagination import PageNumberPagination, paginate
 from marketdata.schemas import Message, ValidationErrorOut
 from quant.screens import SCREENS
 
-from . import services
+from . import services, tasks
 from .models import SavedScreen, ScanReplay, ScanRun
 from .schemas import (
     ReplayIn, ReplayOut, ResultsOut, SavedScreenIn, SavedScreenOut, ScanIn, ScanRunOut, ScreensOut,
@@ -51,14 +50,12 @@ def results(run):
 def create_scan(request, payload: ScanIn):
     """Start a scan; answers 202 with the queued run at once and runs it when the request commits
     (in-process without a Celery broker). Poll `GET /scanner/results?run={id}`."""
-    from .tasks import run_scan
-
     try:
         run = services.start_scan(screen=payload.screen, universe=payload.universe, as_of=payload.as_of,
                                   params=payload.params, requested_by=request.user)
     except services.ScanError as exc:
         raise invalid(exc) from exc
-    transaction.on_commit(lambda: run_scan.delay(run.pk), robust=True)
+    tasks.enqueue_scan(run.pk)
     return Status(202, ScanRun.objects.for_list().get(pk=run.pk))
 
 
@@ -117,15 +114,13 @@ def save_screen(request, payload: SavedScreenIn):
 def create_replay(request, payload: ReplayIn):
     """Replay a screen day by day over [start, end] with point-in-time universes; answers 202 with the
     queued replay and runs it when the request commits. Poll `GET /scanner/replays/{id}`."""
-    from .tasks import run_replay
-
     try:
         replay = services.start_replay(screen=payload.screen, universe=payload.universe, start=payload.start,
                                        end=payload.end, params=payload.params, horizons=payload.horizons,
                                        only_new=payload.only_new, requested_by=request.user)
     except services.ScanError as exc:
         raise invalid(exc) from exc
-    transaction.on_commit(lambda: run_replay.delay(replay.pk), robust=True)
+    tasks.enqueue_replay(replay.pk)
     return Status(202, ScanReplay.objects.select_related("saved_screen", "requested_by").get(pk=replay.pk))
 
 

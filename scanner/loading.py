@@ -36,6 +36,11 @@ class ScanError(ValueError):
         super().__init__(message)
         self.field = field
 
+    @property
+    def detail(self):
+        """'field: message' when a field is at fault, else the message (what pages and the command show)."""
+        return f"{self.field}: {self}" if self.field else str(self)
+
 
 @dataclass
 class Group:

@@ -11,6 +11,24 @@ from quant.screens import SCREENS
 SCREEN_CHOICES = [(key, screen.label) for key, screen in SCREENS.items()]
 
 
+def screen_label(key):
+    """'momentum_breakout' -> 'Momentum breakout' (an unknown key is shown as it is)."""
+    return SCREENS[key].label if key in SCREENS else key
+
+
+class OfScreen:
+    """What a run and a replay share: they ran `screen`, perhaps as a saved screen."""
+
+    @property
+    def name(self):
+        """The saved screen's name, or the built-in screen's key for an ad-hoc run."""
+        return self.saved_screen.name if self.saved_screen_id else self.screen
+
+    @property
+    def screen_label(self):
+        return screen_label(self.screen)
+
+
 class SavedScreen(models.Model):
     """A screen with its parameters and universe under a name; `daily` ones run after each ingest."""
 
@@ -36,7 +54,7 @@ class SavedScreen(models.Model):
 
     @property
     def screen_label(self):
-        return SCREENS[self.screen].label if self.screen in SCREENS else self.screen
+        return screen_label(self.screen)
 
 
 class ScanRunQuerySet(models.QuerySet):
@@ -65,7 +83,7 @@ class ScanRunQuerySet(models.QuerySet):
         return runs.order_by("-as_of", "-created_at", "-id").first()
 
 
-class ScanRun(Job):
+class ScanRun(OfScreen, Job):
     """A screen run over a universe using only data up to `as_of`; the funnel says who passed each rule.
 
     `as_of` is the latest session the data had on or before the requested date; `context` records the
@@ -90,15 +108,6 @@ class ScanRun(Job):
 
     def __str__(self):
         return f"{self.name} {self.universe} {self.as_of}"
-
-    @property
-    def name(self):
-        """The saved screen's name, or the built-in screen's key for an ad-hoc run."""
-        return self.saved_screen.name if self.saved_screen_id else self.screen
-
-    @property
-    def screen_label(self):
-        return SCREENS[self.screen].label if self.screen in SCREENS else self.screen
 
     @property
     def params_json(self):
@@ -154,7 +163,7 @@ class ScanHit(models.Model):
         return f"{self.run} #{self.rank} {self.instrument.symbol}"
 
 
-class ScanReplay(Job):
+class ScanReplay(OfScreen, Job):
     """A screen replayed day by day over [start, end] on point-in-time universes, and how its hits did.
 
     `summary` holds the forward returns of the hits and of the universe per horizon (quant.screens.replay);
@@ -178,11 +187,3 @@ class ScanReplay(Job):
 
     def __str__(self):
         return f"replay {self.screen} {self.universe} {self.start}..{self.end}"
-
-    @property
-    def name(self):
-        return self.saved_screen.name if self.saved_screen_id else self.screen
-
-    @property
-    def screen_label(self):
-        return SCREENS[self.screen].label if self.screen in SCREENS else self.screen

@@ -4,7 +4,6 @@ import datetime as dt
 from django import forms
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
 from django.db.models import OuterRef, Subquery
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -15,7 +14,7 @@ from marketdata.universes import known_codes
 from parakeet.jobs import JobStatus
 from quant.screens import SCREENS
 
-from . import charts, services
+from . import charts, services, tasks
 from .models import SavedScreen, ScanHit, ScanReplay, ScanRun
 
 RECENT_RUNS = 15
@@ -89,11 +88,9 @@ def scanner(request, run_id=None):
                 run = services.start_scan(screen=data["screen"], universe=data["universe"] or None,
                                           as_of=data["as_of"], params=data["params"], requested_by=request.user)
             except services.ScanError as exc:
-                errors.append(f"{exc.field}: {exc}" if exc.field else str(exc))
+                errors.append(exc.detail)
             else:
-                from .tasks import run_scan
-
-                transaction.on_commit(lambda: run_scan.delay(run.pk), robust=True)
+                tasks.enqueue_scan(run.pk)
                 return redirect("scanner:run_detail", run_id=run.pk)
         else:
             errors += _errors(form)
@@ -180,7 +177,7 @@ def save_screen(request):
                                          params=data["params"] or {}, daily=data["daily"],
                                          description=data["description"], user=request.user)
         except services.ScanError as exc:
-            problems.append(f"{exc.field}: {exc}" if exc.field else str(exc))
+            problems.append(exc.detail)
         else:
             messages.success(request, f"Saved screen {saved.name}{' (runs daily after ingest)' if saved.daily else ''}.")
             return redirect(f"{reverse('scanner:scanner')}?screen={saved.name}")
@@ -244,11 +241,9 @@ def replays(request):
                                                horizons=data["horizons"], only_new=data["only_new"],
                                                requested_by=request.user)
             except services.ScanError as exc:
-                errors.append(f"{exc.field}: {exc}" if exc.field else str(exc))
+                errors.append(exc.detail)
             else:
-                from .tasks import run_replay
-
-                transaction.on_commit(lambda: run_replay.delay(replay.pk), robust=True)
+                tasks.enqueue_replay(replay.pk)
                 return redirect("scanner:replay_detail", replay_id=replay.pk)
         else:
             errors += _errors(form)

@@ -59,9 +59,9 @@ def test_the_replay_charts_show_percent_and_leave_missing_means_out():
 
 
 def test_metrics_are_formatted_by_kind():
-    from scanner.templatetags.scanner_tags import metric, pct, share
+    from scanner.templatetags.scanner_tags import metric, pct, share  # scanner.formats.metric underneath
 
     assert [metric(0.1234, "pct"), metric(0.1234, "share"), metric(265e6, "money"), metric(1311.14, "price"),
             metric(0.0455, "price"), metric(0.69612, "ratio"), metric(90.06, "number"), metric(None, "pct")] == [
         "+12.34%", "12.34%", "265.0M", "1,311.14", "0.0455", "0.696", "90.1", "—"]
-    assert (pct(-0.0027), share(0.5605), pct(None)) == ("-0.27%", "56.0%", "—")
+    assert (pct(-0.0027), share(0.5605), pct(None)) == ("-0.27%", "56.05%", "—")

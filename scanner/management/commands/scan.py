@@ -6,6 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from parakeet.jobs import JobStatus
 from scanner import services
+from scanner.formats import metric
 from scanner.models import SavedScreen
 
 SHOWN_HITS = 20
@@ -72,7 +73,7 @@ class Command(BaseCommand):
             try:
                 run = services.scan(screen=name, universe=options["universe"], as_of=as_of, params=params)
             except services.ScanError as exc:
-                problem = f"{exc.field}: {exc}" if exc.field else str(exc)
+                problem = exc.detail
                 if options["screen"]:
                     raise CommandError(problem) from exc
                 # Every daily screen gets its turn; the ones that cannot run are named at the end.
@@ -96,7 +97,7 @@ class Command(BaseCommand):
             self.stdout.write(f"  {entry['passed']:>6,}  {entry['label']}")
         shown = [m for m in run.context["metrics"] if m["key"] not in ("close", "history")][:5]
         for hit in run.hits.select_related("instrument")[:SHOWN_HITS]:
-            values = "  ".join(f"{m['key']} {_fmt(hit.metrics.get(m['key']), m['kind'])}" for m in shown)
+            values = "  ".join(f"{m['key']} {metric(hit.metrics.get(m['key']), m['kind'])}" for m in shown)
             self.stdout.write(f"  #{hit.rank:<3} {hit.instrument.key:<12} score {hit.score:8.3f}  {values}")
         if run.hit_count > SHOWN_HITS:
             self.stdout.write(f"  ... and {run.hit_count - SHOWN_HITS} more (GET /api/v1/scanner/results?run={run.pk})")
@@ -116,7 +117,7 @@ class Command(BaseCommand):
             replay = services.start_replay(screen=options["screen"], universe=options["universe"], start=start,
                                            end=end, params=params, horizons=horizons)
         except services.ScanError as exc:
-            raise CommandError(f"{exc.field}: {exc}" if exc.field else str(exc)) from exc
+            raise CommandError(exc.detail) from exc
         replay = services.run_replay(replay)
         if replay.status != JobStatus.SUCCESS:
             raise CommandError(f"replay #{replay.pk} failed: {replay.error}")
@@ -129,18 +130,6 @@ class Command(BaseCommand):
         for h in s["horizons"]:
             hits, uni = h["hits"], h["universe"]
             self.stdout.write(
-                f"  {h['sessions']:>5} d {hits['n']:>7,} {_fmt(hits['mean'], 'pct'):>8} {_fmt(hits['median'], 'pct'):>8} "
-                f"{_fmt(hits['hit_rate'], 'share'):>6} | {uni['n']:>9,} {_fmt(uni['mean'], 'pct'):>8} "
-                f"{_fmt(uni['hit_rate'], 'share'):>6} | {_fmt(h['excess'], 'pct'):>8} {h['pending']:>7,}")
-
-
-def _fmt(value, kind):
-    if value is None:
-        return "-"
-    if kind == "pct":
-        return f"{value:+.2%}"
-    if kind == "share":
-        return f"{value:.1%}"
-    if kind == "money":
-        return f"{value / 1e6:,.1f}M"
-    return f"{value:,.4g}" if kind in ("ratio", "number") else f"{value:,.2f}"
+                f"  {h['sessions']:>5} d {hits['n']:>7,} {metric(hits['mean'], 'pct'):>8} {metric(hits['median'], 'pct'):>8} "
+                f"{metric(hits['hit_rate'], 'share'):>6} | {uni['n']:>9,} {metric(uni['mean'], 'pct'):>8} "
+                f"{metric(uni['hit_rate'], 'share'):>6} | {metric(h['excess'], 'pct'):>8} {h['pending']:>7,}")
