@@ -233,6 +233,19 @@ def test_a_universe_on_two_calendars_is_screened_on_each_one_s_sessions(universe
     assert sorted(hit_symbols(run)) == ["AU1", "US1", "US2"]
 
 
+def test_br15_a_dual_listing_is_two_names_never_one_series(universe):
+    # BHP on the ASX (AUD) and BHP on the NYSE (USD) are different series; the scan keys them by exchange.
+    universe("MIX", {"BHP": rising(30, 45.0, 0.1)}, exchange="XASX")
+    universe("MIX", {"BHP": rising(30, 57.0, 0.2)}, exchange="XNYS")
+    run = services.scan(screen="high_52w", universe="MIX", params={"filters": {}, "window": 10, "within": 0})
+    hits = {hit.instrument.key: hit for hit in run.hits.select_related("instrument")}
+    assert set(hits) == {"XASX:BHP", "XNYS:BHP"}
+    assert hits["XASX:BHP"].instrument.currency == "AUD" and hits["XNYS:BHP"].instrument.currency == "USD"
+    # Each its own closes: 45.0 + 29 x 0.1 = 47.9 and 57.0 + 29 x 0.2 = 62.8.
+    assert (hits["XASX:BHP"].metrics["price"], hits["XNYS:BHP"].metrics["price"]) == (pytest.approx(47.9),
+                                                                                      pytest.approx(62.8))
+
+
 def test_a_calendar_without_bars_in_the_window_is_named(universe):
     universe("MIX", {"US1": rising(30)}, exchange="XNYS")
     universe("MIX", {"AU1": rising(30)}, exchange="XASX", start=dt.date(2020, 1, 1))
