@@ -27,8 +27,8 @@ def sma_frame(frame, window):
 
     Each column's average spans its last `window` valid values; a missing row carries the average
     before it; NaN until `window` valid values have been seen. Vectorised over the whole frame: the
-    valid values of each column are moved to the top (a stable sort keeps their order), averaged
-    through a cumulative sum, and put back in their rows.
+    valid values of each column are moved to the top in their order, averaged through a cumulative
+    sum, and put back in their rows.
     """
     return sma_frames(frame, [window])[window]
 
@@ -43,11 +43,15 @@ def sma_frames(frame, windows):
     if values.size == 0:
         return {w: pd.DataFrame(values, index=frame.index, columns=frame.columns) for w in windows}
     valid = ~np.isnan(values)
-    order = np.argsort(~valid, axis=0, kind="stable")
-    packed = np.take_along_axis(values, order, axis=0)
+    # Where each row goes when a column's valid values are moved to the top in order (a stable partition,
+    # from two running counts instead of a sort).
+    counts = valid.sum(axis=0)
+    target = np.where(valid, np.cumsum(valid, axis=0) - 1, counts + np.cumsum(~valid, axis=0) - 1)
+    packed = np.empty_like(values)
+    np.put_along_axis(packed, target, values, axis=0)
     running = np.cumsum(np.nan_to_num(packed, nan=0.0), axis=0)
     # Packed rows past a column's valid count hold no value.
-    beyond = np.arange(len(values))[:, None] >= valid.sum(axis=0)[None, :]
+    beyond = np.arange(len(values))[:, None] >= counts[None, :]
     out = {}
     for window in windows:
         averages = np.full(values.shape, np.nan)
@@ -56,8 +60,7 @@ def sma_frames(frame, windows):
             sums[1:] -= running[:-window]
             averages[window - 1:] = sums / window
         averages[beyond] = np.nan
-        placed = np.empty_like(averages)
-        np.put_along_axis(placed, order, averages, axis=0)
+        placed = np.take_along_axis(averages, target, axis=0)
         out[window] = pd.DataFrame(placed, index=frame.index, columns=frame.columns).ffill()
     return out
 
