@@ -412,16 +412,29 @@ def load_panel(*, field: str = "adj_close", exchange: str | None = None, instrum
     Raises PanelsMissing / PanelsStale when the panels lag the database (a pass over the exchange's bars;
     check=False skips it, for a caller that has just refreshed them), PanelError for bad arguments.
     """
-    if field not in FIELDS:
-        raise PanelError(f"unknown field {field!r} (known: {', '.join(FIELDS)})")
-    base = field.removeprefix("adj_") if field != "adj_factor" else field
-    needed = [base, "adj_factor"] if field.startswith("adj_") and base in PRICES else [base]
+    return load_panels(fields=[field], exchange=exchange, instrument_ids=instrument_ids, symbols=symbols,
+                       start=start, end=end, include_quarantined=include_quarantined, check=check)[field]
+
+
+def load_panels(*, fields, exchange: str | None = None, instrument_ids=None, symbols=None,
+                start: dt.date | None = None, end: dt.date | None = None,
+                include_quarantined: bool = False, check: bool = True) -> dict[str, pd.DataFrame]:
+    """Several fields as wide panels from one read of the files: {field: DataFrame as load_panel's}.
+
+    Every panel has the same dates and columns. The scanner reads adjusted and raw prices and volume
+    this way: one pass over the files and one freshness check instead of one per field.
+    """
+    fields = list(dict.fromkeys(fields))
+    for field in fields:
+        if field not in FIELDS:
+            raise PanelError(f"unknown field {field!r} (known: {', '.join(FIELDS)})")
+    needed = []
+    for field in fields:
+        base = field.removeprefix("adj_") if field != "adj_factor" else field
+        needed += [base, "adj_factor"] if field.startswith("adj_") and base in PRICES else [base]
     table, keys, wanted = _read(columns=needed, exchange=exchange, instrument_ids=instrument_ids,
                                 symbols=symbols, start=start, end=end, include_quarantined=include_quarantined,
                                 check=check)
-    values = _float(table[base])
-    if len(needed) == 2:
-        values = values * _float(table["adj_factor"])
     ids = table["instrument_id"].to_numpy()
     columns = np.array(sorted(wanted, key=keys.get) if wanted is not None else
                        sorted(pc.unique(table["instrument_id"]).to_pylist(), key=keys.get), dtype=np.int64)
@@ -437,11 +450,20 @@ def load_panel(*, field: str = "adj_close", exchange: str | None = None, instrum
         row = (np.cumsum(present) - 1)[days - first]
     else:
         dates, row = np.array([], dtype=np.int64), days
-    out = np.full((len(dates), len(columns)), np.nan)
-    out[row, column] = values
     index = pd.DatetimeIndex(dates.astype("datetime64[D]").astype("datetime64[s]"), name="date")
-    return pd.DataFrame(out, index=index, columns=pd.Index([keys[pk] for pk in columns.tolist()],
-                                                           name="instrument"))
+    names = pd.Index([keys[pk] for pk in columns.tolist()], name="instrument")
+    factor = None
+    out = {}
+    for field in fields:
+        base = field.removeprefix("adj_") if field != "adj_factor" else field
+        values = _float(table[base])
+        if field.startswith("adj_") and base in PRICES:
+            factor = _float(table["adj_factor"]) if factor is None else factor
+            values = values * factor
+        grid = np.full((len(dates), len(columns)), np.nan)
+        grid[row, column] = values
+        out[field] = pd.DataFrame(grid, index=index, columns=names)
+    return out
 
 
 def load_bars(*, exchange: str | None = None, instrument_ids=None, symbols=None, start: dt.date | None = None,
@@ -533,7 +555,8 @@ def _read(*, columns, exchange, instrument_ids, symbols, start, end, include_qua
         parts = [pool.submit(read, key) for key in keys_to_read]
         try:
             if check:
-                _check_fresh(every)
+                # With a selection, only the exchanges it reads from: a stale XASX does not stop a US read.
+                _check_fresh(every if wanted is None else {name: every[name] for name in manifests})
         except PanelError:
             for part in parts:
                 part.cancel()

@@ -34,12 +34,29 @@ def returns_from_prices(prices):
     """Simple returns of a price Series over the last valid price: p_t / p_prev_valid - 1.
 
     Zero, negative and missing prices are missing (PITFALLS BR-07: 10.00, 10.20, 0, 10.10, 10.30 gives
-    NaN, +2%, NaN, -0.980%, +1.980%). The first row and rows without a valid price are NaN.
+    NaN, +2%, NaN, -0.980%, +1.980%). The first row and rows without a valid price are NaN. A
+    dates x names DataFrame gets the same, column by column.
     """
-    values = pd.Series(prices, dtype="float64")
+    values = prices.astype("float64") if isinstance(prices, pd.DataFrame) else pd.Series(prices, dtype="float64")
     values = values.where(values > 0)
     previous = values.ffill().shift(1)
     return (values / previous - 1.0).where(values.notna())
+
+
+def forward_returns(prices, periods):
+    """The simple return from each row's price to the price `periods` rows later: p_{t+k} / p_t - 1.
+
+    prices: a Series or a dates x names DataFrame. Zero, negative and missing prices are missing
+    (PITFALLS BR-07). The later price is the last valid one on or before row t+k, so a name that stopped
+    trading is measured to its last price (a delisting is a real outcome, not a gap to drop). NaN where
+    row t has no valid price or row t+k is past the last row (the outcome is not known yet).
+    """
+    if isinstance(periods, bool) or not isinstance(periods, (int, np.integer)) or periods < 1:
+        raise ValueError(f"periods must be a positive integer, got {periods!r}")
+    values = prices.astype("float64") if isinstance(prices, pd.DataFrame) else pd.Series(prices, dtype="float64")
+    values = values.where(values > 0)
+    later = values.ffill().shift(-periods)
+    return later / values - 1.0
 
 
 def per_period_rate(annual_rate, periods_per_year=TRADING_DAYS):

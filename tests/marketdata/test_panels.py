@@ -19,8 +19,8 @@ from django.utils import timezone
 from marketdata import calendars
 from marketdata.models import Instrument, PriceBar
 from marketdata.panels import (
-    PanelError, PanelsMissing, PanelsStale, SCHEMA, bars_table, load_bars, load_panel, manifest_key, panel_key,
-    refresh_panels, write_table,
+    PanelError, PanelsMissing, PanelsStale, SCHEMA, bars_table, load_bars, load_panel, load_panels, manifest_key,
+    panel_key, refresh_panels, write_table,
 )
 from marketdata.services import ingest_bars
 from quant.quality import SYMBOL_REUSED
@@ -124,6 +124,22 @@ def test_round_trip_keeps_raw_values_and_adj_close_is_close_times_factor(ingeste
     assert adj.loc["2020-11-12", "XNYS:AAPL"] == pytest.approx(119.03157449, rel=1e-12)
     volume = load_panel(field="volume", symbols=["AAPL"])
     assert volume.loc["2021-01-06", "XNYS:AAPL"] == 155_087_970.0
+
+
+def test_load_panels_reads_several_fields_in_one_pass_as_load_panel_would(ingested):
+    refresh_panels()
+
+    panels = load_panels(fields=["adj_close", "close", "volume", "adj_high"], symbols=["AAPL", "MSFT"],
+                         start=dt.date(2020, 11, 17))
+    assert list(panels) == ["adj_close", "close", "volume", "adj_high"]
+    for field, panel in panels.items():
+        pd.testing.assert_frame_equal(panel, load_panel(field=field, symbols=["AAPL", "MSFT"],
+                                                        start=dt.date(2020, 11, 17)))
+    # MSFT 2020-11-18: close 211.08, adjusted 210.597058343 (the file's adjusted close).
+    assert panels["close"].loc["2020-11-18", "XNYS:MSFT"] == 211.08
+    assert panels["adj_close"].loc["2020-11-18", "XNYS:MSFT"] == pytest.approx(210.597058343, rel=1e-12)
+    with pytest.raises(PanelError, match="unknown field 'vwap'"):
+        load_panels(fields=["close", "vwap"])
 
 
 def test_quarantined_bars_are_missing_unless_asked_for(ingested):
@@ -263,6 +279,16 @@ def test_missing_and_stale_panels_are_named_errors(ingested, sp500_slice):
         load_bars()
     # A caller that refreshed them itself may skip the check: it then reads what the files hold.
     assert load_panel(field="close", check=False).index[-1] == pd.Timestamp("2021-01-06")
+
+
+def test_a_selection_checks_only_the_exchanges_it_reads(ingested, make_bars):
+    refresh_panels()
+    make_bars("BHP", "XASX", [(dt.date(2024, 3, 8), 45.0, 45.5, 44.8, 45.2, 1_000)])  # XASX has no panels yet
+
+    # Reading US names needs fresh US panels only; XASX's missing panels are named when XASX is read.
+    assert list(load_panel(field="close", symbols=["AAPL"]).columns) == ["XNYS:AAPL"]
+    with pytest.raises(PanelsMissing, match=r"XASX: 1 bars in the database but no panels"):
+        load_panel(field="close")
 
 
 def test_bad_arguments_name_the_problem(ingested):

@@ -233,3 +233,28 @@ def test_it_agrees_with_quantstats_where_conventions_agree(aapl_returns):
     ours = metrics.monthly_table(r).drop(columns="year")
     theirs = qs.stats.monthly_returns(r, compounded=True).drop(columns="EOY")
     np.testing.assert_allclose(ours.to_numpy(), theirs.to_numpy(dtype=float), atol=1e-12)
+
+
+# --- returns of a panel, forward returns (the scanner's replay) -----------------------------------------------
+
+def test_returns_from_prices_of_a_panel_are_each_column_s_returns():
+    panel = pd.DataFrame({"Z": BR07_CLOSES.to_numpy(), "Y": [20.0, 21.0, 22.05, np.nan, 22.05]},
+                         index=BR07_CLOSES.index)
+    r = metrics.returns_from_prices(panel)
+    pd.testing.assert_series_equal(r["Z"], metrics.returns_from_prices(BR07_CLOSES), check_names=False)
+    # Y: +5%, +5%, missing, then 22.05 / 22.05 - 1 = 0 over the last valid price.
+    np.testing.assert_allclose(r["Y"].to_numpy()[[1, 2, 4]], [0.05, 0.05, 0.0], atol=1e-12)
+
+
+def test_forward_returns_by_hand_and_br07():
+    closes = series([10.0, 11.0, 0.0, 12.0, 12.6], pd.bdate_range("2024-03-04", periods=5))
+    ahead = metrics.forward_returns(closes, 2)
+    # Row 0: 10 -> row 2 is a zero close (missing): the last valid price on or before it, 11 -> +10%.
+    # Row 1: 11 -> 12, +9.09%. Row 2: no price of its own -> NaN. Row 3: past the last row -> pending (NaN).
+    np.testing.assert_allclose(ahead.to_numpy()[:2], [0.10, 12 / 11 - 1], atol=1e-12)
+    assert ahead.iloc[2:].isna().all()
+    one = metrics.forward_returns(closes, 1)
+    # Row 1 -> row 2 carries 11 (the zero is not a price): 0%, never -100%. Row 3: 12.6/12 - 1 = +5%.
+    assert one.iloc[1] == 0.0 and one.iloc[3] == pytest.approx(0.05)
+    with pytest.raises(ValueError, match="periods must be a positive integer"):
+        metrics.forward_returns(closes, 0)

@@ -1,0 +1,331 @@
+"""Scans and replays: validate, record a row, run the screen on the panels, write the result atomically.
+
+`start_scan` / `start_replay` check their input and record a queued row (what the API answers 202 with);
+`run_scan` / `run_replay` do the work and record how it ended; `scan` does both (the command);
+`scan_daily` is the daily chain's hook. Screens themselves are `quant.screens`.
+"""
+import datetime as dt
+import logging
+import math
+import time
+
+import numpy as np
+import pandas as pd
+import pydantic
+from django.db import transaction
+from django.utils import timezone
+
+from marketdata.panels import PanelError
+from parakeet.jobs import JobStatus
+from quant import screens as quant_screens
+
+from .loading import ScanError, latest_session, load_universe, universe_calendars, universe_codes, window_start
+from .models import SavedScreen, ScanHit, ScanReplay, ScanRun
+
+log = logging.getLogger(__name__)
+
+SPARKLINE_SESSIONS = 63
+HORIZONS = (5, 20, 60)
+MAX_REPLAY_YEARS = 25
+
+__all__ = ["ScanError", "resolve_screen", "start_scan", "run_scan", "scan", "scan_daily", "save_screen",
+           "start_replay", "run_replay"]
+
+
+# --- screens and parameters ------------------------------------------------------------------------------
+
+def resolve_screen(name: str) -> tuple[str, SavedScreen | None]:
+    """(screen key, saved screen or None) for a saved screen's name or a built-in screen's key."""
+    text = (name or "").strip()
+    if not text:
+        raise ScanError(f"give a screen: a saved one or one of {', '.join(quant_screens.SCREENS)}", field="screen")
+    saved = SavedScreen.objects.filter(name=text.lower()).first()
+    if saved is not None:
+        return saved.screen, saved
+    if text.lower() in quant_screens.SCREENS:
+        return text.lower(), None
+    known = [*SavedScreen.objects.values_list("name", flat=True), *quant_screens.SCREENS]
+    raise ScanError(f"unknown screen {text!r} (known: {', '.join(known)})", field="screen")
+
+
+def validated_params(screen: str, values: dict | None) -> quant_screens.ScreenParams:
+    """The screen's parameters from `values` over its defaults; ScanError naming the first bad field."""
+    if values is not None and not isinstance(values, dict):
+        raise ScanError("params must be an object of parameter names and values", field="params")
+    try:
+        return quant_screens.screen_params(screen, values or {})
+    except pydantic.ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise ScanError(f"{where or 'params'}: {first['msg']}", field=f"params.{where}" if where else "params") from None
+
+
+def _merged(saved, overrides):
+    params = dict(saved.params) if saved else {}
+    for key, value in (overrides or {}).items():
+        if key == "filters" and isinstance(value, dict) and isinstance(params.get("filters"), dict):
+            params["filters"] = {**params["filters"], **value}
+        else:
+            params[key] = value
+    return params
+
+
+# --- one scan --------------------------------------------------------------------------------------------
+
+def start_scan(*, screen: str, universe: str | None = None, as_of: dt.date | None = None,
+               params: dict | None = None, requested_by=None) -> ScanRun:
+    """Check a scan request and record it as a queued ScanRun (not run yet).
+
+    screen: a saved screen's name (its universe and parameters are the defaults) or a built-in screen.
+    params override the saved or default parameters. The run uses the latest session with data on or
+    before as_of; without as_of, the latest session the panels hold (however old). Raises ScanError naming
+    the field: an unknown screen or universe, a parameter out of range, a date in the future.
+    """
+    kind, saved = resolve_screen(screen)
+    universe = (universe or (saved.universe if saved else "")).strip().upper()
+    codes = universe_codes(universe)
+    model = validated_params(kind, _merged(saved, params))
+    today = timezone.localdate()
+    given, as_of = as_of is not None, as_of or today
+    if as_of > today:
+        raise ScanError(f"as_of {as_of} is in the future (today is {today})", field="as_of")
+    return ScanRun.objects.create(
+        screen=kind, saved_screen=saved, universe="+".join(codes), as_of=as_of,
+        params=model.model_dump(mode="json"), requested_by=requested_by,
+        context={"requested_as_of": as_of.isoformat(), "as_of_given": given},
+    )
+
+
+def run_scan(run: ScanRun, *, check: bool = True) -> ScanRun:
+    """Run a recorded scan: load the universe's panels up to `as_of`, screen them, write funnel and hits.
+
+    The hits and the run's result are written in one transaction. A scan that cannot run (no data, a
+    stale panel, a missing benchmark) ends `failed` with the reason in `error`; nothing else is written.
+    Returns the run.
+    """
+    began = time.perf_counter()
+    run.status, run.started_at, run.error = JobStatus.RUNNING, timezone.now(), ""
+    run.save(update_fields=["status", "started_at", "error"])
+    try:
+        outcome = _scan(run, check=check)
+    except (ScanError, PanelError) as exc:
+        return _failed(run, str(exc))
+    except Exception as exc:  # a bug must still leave the run finished, and be in the log with its trace
+        log.exception("scan run %s failed", run.pk)
+        return _failed(run, f"{type(exc).__name__}: {exc}")
+    hits, funnel, context = outcome
+    context["seconds"] = round(time.perf_counter() - began, 3)
+    with transaction.atomic():
+        run.hits.all().delete()
+        ScanHit.objects.bulk_create(hits, batch_size=500)
+        run.funnel, run.context = funnel, {**run.context, **context}
+        run.as_of = dt.date.fromisoformat(max(context["sessions"].values()))
+        run.hit_count = len(hits)
+        run.status, run.finished_at = JobStatus.SUCCESS, timezone.now()
+        run.save()
+    return run
+
+
+def _failed(run, message):
+    run.status, run.error, run.finished_at = JobStatus.FAILED, message, timezone.now()
+    run.save(update_fields=["status", "error", "finished_at"])
+    return run
+
+
+def _scan(run, *, check):
+    params = validated_params(run.screen, run.params)
+    screen = quant_screens.SCREENS[run.screen]
+    requested = dt.date.fromisoformat(run.context.get("requested_as_of") or run.as_of.isoformat())
+    if not run.context.get("as_of_given", True):
+        latest = latest_session(run.universe)
+        requested = min(requested, latest) if latest else requested
+    sessions = max(params.history_sessions(), SPARKLINE_SESSIONS)
+    groups, without_bars = load_universe(run.universe, start=window_start(requested, sessions), end=requested,
+                                         benchmarks=getattr(params, "benchmark", None), check=check)
+    tables, funnels = [], []
+    context = {"sessions": {}, "benchmarks": {}, "calendars_without_bars": without_bars}
+    for group in groups:
+        result = screen.run(group.panel, params)
+        day = group.panel.dates[-1]
+        context["sessions"][group.calendar] = day.date().isoformat()
+        if group.benchmark:
+            context["benchmarks"][group.calendar] = group.benchmark
+        funnels.append(result.funnel(day))
+        table = result.hits(day)
+        table["instrument_id"] = [group.ids[name] for name in table.index]
+        closes = group.panel.close.iloc[-SPARKLINE_SESSIONS:]
+        table["sparkline"] = [_numbers(closes[name].to_numpy()) for name in table.index]
+        tables.append(table)
+    context["metrics"] = [{"key": m.key, "label": m.label, "kind": m.kind, "short": m.short} for m in result.shown]
+    hits = pd.concat(tables).sort_values(["score"], ascending=False, kind="stable")
+    metric_keys = [m.key for m in result.shown]
+    # Every hit passed every rule, so its score is a number (a ranked return, a relative return).
+    rows = [ScanHit(run=run, instrument_id=int(row["instrument_id"]), rank=rank, score=float(row["score"]),
+                    metrics={key: _number(row[key]) for key in metric_keys if key in row},
+                    sparkline=row["sparkline"])
+            for rank, (_, row) in enumerate(hits.iterrows(), start=1)]
+    return rows, _add_funnels(funnels), context
+
+
+def _add_funnels(funnels):
+    """One funnel for the universe: each rule's counts summed over the calendars' funnels."""
+    total = [dict(entry) for entry in funnels[0]]
+    for other in funnels[1:]:
+        for entry, more in zip(total, other):
+            entry["passed"] += more["passed"]
+            entry["alone"] += more["alone"]
+            if "renamed" in entry:
+                entry["renamed"] = entry["renamed"] + more.get("renamed", [])
+    return total
+
+
+def _number(value):
+    """A JSON-safe float: NaN and infinities become None (DESIGN: no NaN or Infinity in JSON)."""
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _numbers(values):
+    return [_number(v) for v in np.asarray(values, dtype=float)]
+
+
+def scan(*, screen: str, universe: str | None = None, as_of: dt.date | None = None, params: dict | None = None,
+         requested_by=None, check: bool = True) -> ScanRun:
+    """start_scan then run_scan, in this process (the command). Raises ScanError for a bad request."""
+    return run_scan(start_scan(screen=screen, universe=universe, as_of=as_of, params=params,
+                               requested_by=requested_by), check=check)
+
+
+def scan_daily(*, exchange: str, session: dt.date, run=None) -> dict:
+    """The daily chain's hook: run every daily saved screen whose universe trades on `exchange`.
+
+    A screen that already has a successful run for the session with its current parameters is not run
+    again (a second daily run changes nothing). A saved screen whose universe is not loaded is skipped
+    and named. Returns {"ran": [...], "skipped": [...]} for the chain's step; raises ScanError naming the
+    screens that failed, after running all the others.
+    """
+    from marketdata.models import CALENDAR_OF
+
+    calendar = CALENDAR_OF.get(exchange, exchange)
+    ran, skipped, failed = [], [], []
+    for saved in SavedScreen.objects.filter(daily=True).order_by("name"):
+        try:
+            if calendar not in universe_calendars(saved.universe):
+                continue
+            params = validated_params(saved.screen, saved.params).model_dump(mode="json")
+        except ScanError as exc:
+            skipped.append({"screen": saved.name, "reason": str(exc)})
+            continue
+        done = [r for r in ScanRun.objects.successful().filter(saved_screen=saved, universe=saved.universe.upper())
+                .filter(context__requested_as_of=session.isoformat()) if r.params == params]
+        if done:
+            skipped.append({"screen": saved.name, "reason": f"already ran for {session} (run {done[0].pk})"})
+            continue
+        result = run_scan(start_scan(screen=saved.name, as_of=session))
+        entry = {"screen": saved.name, "run": result.pk, "status": result.status, "hits": result.hit_count}
+        ran.append(entry)
+        if result.status != JobStatus.SUCCESS:
+            failed.append(f"{saved.name} (run {result.pk}): {result.error}")
+    if failed:
+        raise ScanError("scans failed: " + "; ".join(failed))
+    return {"ran": ran, "skipped": skipped}
+
+
+# --- saved screens ---------------------------------------------------------------------------------------
+
+@transaction.atomic
+def save_screen(*, name: str, screen: str, universe: str, params: dict | None = None, daily: bool = True,
+                description: str = "", user=None) -> SavedScreen:
+    """Create or replace the saved screen `name` (its parameters stored as given, validated first).
+
+    Raises ScanError naming the field: a bad name, an unknown screen or universe, a bad parameter.
+    """
+    name = (name or "").strip().lower()
+    field = SavedScreen._meta.get_field("name")
+    try:
+        field.run_validators(name)
+    except Exception:
+        raise ScanError(f"name {name!r}: lower-case letters, digits, - and _ only (e.g. momentum-us)",
+                        field="name") from None
+    if not name or len(name) > field.max_length:
+        raise ScanError(f"name: give 1 to {field.max_length} characters", field="name")
+    if name in quant_screens.SCREENS:
+        raise ScanError(f"name {name!r} is a built-in screen's key; choose another", field="name")
+    key = (screen or "").strip().lower()
+    if key not in quant_screens.SCREENS:
+        raise ScanError(f"unknown screen {screen!r} (known: {', '.join(quant_screens.SCREENS)})", field="screen")
+    codes = universe_codes(universe)
+    validated_params(key, params)
+    saved, _ = SavedScreen.objects.update_or_create(name=name, defaults={
+        "screen": key, "universe": "+".join(codes), "params": params or {}, "daily": daily,
+        "description": description[:200], "created_by": user})
+    return saved
+
+
+# --- replays ---------------------------------------------------------------------------------------------
+
+def start_replay(*, screen: str, start: dt.date, end: dt.date, universe: str | None = None,
+                 params: dict | None = None, horizons=HORIZONS, only_new: bool = True,
+                 requested_by=None) -> ScanReplay:
+    """Check a replay request and record it as a queued ScanReplay. Raises ScanError naming the field."""
+    kind, saved = resolve_screen(screen)
+    codes = universe_codes((universe or (saved.universe if saved else "")).strip())
+    model = validated_params(kind, _merged(saved, params))
+    if start is None or end is None:
+        raise ScanError("give a start and an end date", field="start" if start is None else "end")
+    if start > end:
+        raise ScanError(f"start {start} is after end {end}", field="start")
+    if end > timezone.localdate():
+        raise ScanError(f"end {end} is in the future", field="end")
+    if (end - start).days > MAX_REPLAY_YEARS * 366:
+        raise ScanError(f"replay at most {MAX_REPLAY_YEARS} years at a time", field="start")
+    try:
+        horizons = sorted({int(h) for h in horizons})
+    except (TypeError, ValueError):
+        raise ScanError("horizons must be whole numbers of sessions, e.g. 5,20,60", field="horizons") from None
+    if not horizons or horizons[0] < 1 or horizons[-1] > 252:
+        raise ScanError("horizons must be between 1 and 252 sessions", field="horizons")
+    return ScanReplay.objects.create(
+        screen=kind, saved_screen=saved, universe="+".join(codes), start=start, end=end, horizons=horizons,
+        only_new=only_new, params=model.model_dump(mode="json"), requested_by=requested_by)
+
+
+def run_replay(replay: ScanReplay, *, check: bool = True) -> ScanReplay:
+    """Replay the screen day by day over [start, end] with point-in-time members and record its hits'
+    forward returns against the universe (quant.screens.replay_many). Failures end `failed` with the
+    reason; the result is written in one save. Returns the replay."""
+    began = time.perf_counter()
+    replay.status, replay.started_at, replay.error = JobStatus.RUNNING, timezone.now(), ""
+    replay.save(update_fields=["status", "started_at", "error"])
+    try:
+        params = validated_params(replay.screen, replay.params)
+        screen = quant_screens.SCREENS[replay.screen]
+        ahead = max(replay.horizons)
+        # After `end`, enough sessions to know the outcomes (never used by the screen's rules).
+        groups, without_bars = load_universe(replay.universe, start=window_start(replay.start, params.history_sessions()),
+                               end=min(replay.end + dt.timedelta(days=math.ceil(ahead * 1.5) + 10),
+                                       timezone.localdate()),
+                               benchmarks=getattr(params, "benchmark", None), check=check)
+        pairs = [(screen.run(group.panel, params), group.panel.close) for group in groups]
+        report = quant_screens.replay_many(pairs, start=replay.start, end=replay.end, horizons=replay.horizons,
+                                           only_new=replay.only_new)
+    except (ScanError, PanelError) as exc:
+        return _failed(replay, str(exc))
+    except Exception as exc:
+        log.exception("replay %s failed", replay.pk)
+        return _failed(replay, f"{type(exc).__name__}: {exc}")
+    ids = {name: pk for group in groups for name, pk in group.ids.items()}
+    fwd = [f"fwd_{k}" for k in replay.horizons]
+    replay.summary = {**report.summary, "seconds": round(time.perf_counter() - began, 3),
+                      "benchmarks": {g.calendar: g.benchmark for g in groups if g.benchmark},
+                      "calendars_without_bars": without_bars}
+    replay.hits = [{"date": row.date.date().isoformat(), "key": row.name, "instrument": ids.get(row.name),
+                    "score": _number(row.score), **{f: _number(getattr(row, f)) for f in fwd}}
+                   for row in report.hits.itertuples(index=False)]
+    replay.daily = [[day.date().isoformat(), int(n), int(u)]
+                    for day, n, u in zip(report.daily.index, report.daily["hits"], report.daily["universe"])]
+    replay.status, replay.finished_at = JobStatus.SUCCESS, timezone.now()
+    replay.save()
+    return replay
