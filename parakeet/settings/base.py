@@ -136,7 +136,7 @@ CELERY_BEAT_SCHEDULE = schedules.beat_schedule()
 # each called as f(exchange=, session=, run=) (dotted paths, comma separated).
 DAILY_PROVIDERS = env.mapping_("PARAKEET_DAILY_PROVIDERS", {"XNYS": "tiingo", "XASX": "yahoo"},
                                keys=("XASX", "XNYS"), values=("tiingo", "yahoo", "stooq"))
-DAILY_HOOKS = env.dotted_list_("PARAKEET_DAILY_HOOKS", [])
+DAILY_HOOKS = env.dotted_list_("PARAKEET_DAILY_HOOKS", ["trades.daily.snapshot_portfolios"])
 # How long a daily run waits for another run of the same exchange to finish before it gives up.
 DAILY_LOCK_WAIT_SECONDS = env.int_("PARAKEET_DAILY_LOCK_WAIT", 900, minimum=1)
 
