@@ -1,28 +1,27 @@
 """Journal and portfolio endpoints (the old system's paths): trades with history and `as_of`, the summary,
 the snapshots, and their CSV exports. Every trader sees only their own portfolios; staff see all."""
 import datetime as dt
-from typing import Literal, Optional
+from typing import Optional
 
+from django.conf import settings
 from django.db.models import Prefetch
 from ninja import Query, Router, Schema, Status
 from ninja.errors import ValidationError
 from pydantic import Field
 
-from . import exports, services, summary
+from . import exports, filters, services, summary
 from .errors import JournalError
-from .models import Portfolio, Trade, TradeStatus, TradeVersion
+from .filters import TradeQuery
+from .models import Portfolio, Trade, TradeVersion
 from .schemas import (
-    CancelIn, Message, Sort, SnapshotsOut, SummaryOut, TradeIn, TradeOut, TradePage, TradePatch,
+    CancelIn, Message, SnapshotsOut, SummaryOut, TradeIn, TradeOut, TradePage, TradePatch,
     ValidationErrorOut, VersionOut,
 )
 
 router = Router()
 
-MAX_PAGE_SIZE = 500
 ERRORS = {401: Message, 403: Message, 422: ValidationErrorOut}
 ONE = {**ERRORS, 404: Message}
-SORT_FIELDS = {"entry_date": "entry_date", "exit_date": "exit_date", "symbol": "symbol", "quantity": "quantity",
-               "pnl": "pnl", "pnl_pct": "pnl_pct", "pnl_base": "pnl_base", "status": "status", "id": "id"}
 
 
 # --- helpers -------------------------------------------------------------------------------------
@@ -36,21 +35,15 @@ def body_error(exc: JournalError):
     return invalid(["body", "payload", exc.field], exc.problem)
 
 
-def parse_as_of(text, where=("query", "as_of")):
-    """`as_of` as an aware datetime: an ISO time with its zone, or a date meaning the end of that day (UTC)."""
-    if text in (None, ""):
-        return None
-    text = text.strip()
+def query_error(exc: JournalError):
+    return invalid(["query", exc.field], exc.problem)
+
+
+def parse_as_of(text):
     try:
-        if len(text) == 10:
-            day = dt.date.fromisoformat(text)
-            return dt.datetime.combine(day, dt.time.max, tzinfo=dt.timezone.utc)
-        moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise invalid(where, f"{text!r} is not a date (YYYY-MM-DD) or an ISO time with a zone") from None
-    if moment.tzinfo is None:
-        raise invalid(where, f"{text!r} has no time zone; add one (e.g. Z or +10:00) or give a date")
-    return moment
+        return filters.parse_as_of(text)
+    except JournalError as exc:
+        raise query_error(exc) from None
 
 
 def pick_portfolio(user, name, where):
@@ -118,76 +111,6 @@ def version_out(versions):
 
 # --- trades --------------------------------------------------------------------------------------
 
-class TradeQuery(Schema):
-    portfolio: Optional[str] = Field(None, description="Only this portfolio (by name)")
-    symbol: Optional[str] = Field(None, description="AAPL, XASX:BHP or BHP.AX")
-    status: Optional[Literal["open", "closed", "cancelled"]] = None
-    strategy: Optional[str] = None
-    direction: Optional[Literal["long", "short"]] = None
-    start: Optional[dt.date] = Field(None, description="Entered on or after this day")
-    end: Optional[dt.date] = Field(None, description="Entered on or before this day")
-    sort: Sort = Field("-entry_date", description="A field, '-' first for descending; ties newest id first")
-    as_of: Optional[str] = Field(None, description="Knowledge time: an ISO time with zone, or a date (its end, UTC)")
-    page: Optional[int] = Field(None, ge=1)
-    page_size: Optional[int] = Field(None, ge=1, le=MAX_PAGE_SIZE)
-    limit: Optional[int] = Field(None, ge=1, le=MAX_PAGE_SIZE, description="The old clients' page size")
-    offset: Optional[int] = Field(None, ge=0, description="The old clients' start row")
-
-
-def filtered(user, query, as_of):
-    """Trades (or, with as_of, the versions known then) the user can see, filtered and sorted."""
-    if query.start and query.end and query.start > query.end:
-        raise invalid(["query", "start"], f"start {query.start} is after end {query.end}")
-    portfolios = Portfolio.objects.visible_to(user)
-    if query.portfolio:
-        portfolios = portfolios.filter(name=query.portfolio.strip())
-        if not portfolios.exists():
-            raise invalid(["query", "portfolio"], f"no portfolio named {query.portfolio.strip()!r} that you can see")
-    if as_of is None:
-        rows = Trade.objects.filter(portfolio__in=portfolios).select_related("portfolio", "instrument")
-    else:
-        rows = (TradeVersion.objects.known_at(as_of).filter(trade__portfolio__in=portfolios)
-                .select_related("trade__portfolio", "instrument").prefetch_related("exits"))
-    if query.symbol:
-        from marketdata.models import parse_symbol
-
-        symbol, exchange = parse_symbol(query.symbol)
-        rows = rows.filter(symbol=symbol)
-        if exchange:
-            rows = rows.filter(instrument__exchange=exchange)
-    if query.status:
-        rows = rows.filter(status=query.status)
-    if query.strategy:
-        rows = rows.filter(strategy_name=query.strategy.strip())
-    if query.direction:
-        rows = rows.filter(direction=query.direction)
-    if query.start:
-        rows = rows.filter(entry_date__gte=query.start)
-    if query.end:
-        rows = rows.filter(entry_date__lte=query.end)
-    field = query.sort.lstrip("-")
-    descending = query.sort.startswith("-")
-    column = SORT_FIELDS[field] if field != "id" else ("id" if as_of is None else "trade_id")
-    tie = "id" if as_of is None else "trade_id"
-    order = [f"-{column}" if descending else column]
-    if column != tie:
-        order.append(f"-{tie}" if descending else tie)
-    return rows.order_by(*order)
-
-
-def window(query):
-    """(offset, size) from page/page_size or the old limit/offset, which cannot be mixed."""
-    from django.conf import settings
-
-    if (query.page or query.page_size) and (query.limit or query.offset is not None):
-        raise invalid(["query", "limit"], "use page and page_size, or limit and offset, not both")
-    if query.limit or query.offset is not None:
-        size = query.limit or settings.NINJA_PAGINATION_PER_PAGE
-        return query.offset or 0, size
-    size = query.page_size or settings.NINJA_PAGINATION_PER_PAGE
-    return ((query.page or 1) - 1) * size, size
-
-
 @router.get("/trades", response={200: TradePage, **ERRORS}, tags=["trades"])
 def list_trades(request, query: TradeQuery = Query(...)):
     """Trades of the portfolios you can see, newest entry first, a page at a time.
@@ -197,8 +120,11 @@ def list_trades(request, query: TradeQuery = Query(...)):
     recorded later are absent, later corrections not applied).
     """
     as_of = parse_as_of(query.as_of)
-    rows = filtered(request.user, query, as_of)
-    start, size = window(query)
+    try:
+        rows = filters.filter_trades(request.user, query, as_of)
+        start, size = filters.page_window(query, settings.NINJA_PAGINATION_PER_PAGE)
+    except JournalError as exc:
+        raise query_error(exc) from None
     page = list(rows[start:start + size])
     items = current_out(page) if as_of is None else version_out(page)
     return {"items": items, "count": rows.count(), "as_of": as_of}
@@ -208,7 +134,10 @@ def list_trades(request, query: TradeQuery = Query(...)):
 def export_trades(request, query: TradeQuery = Query(...)):
     """The trades of the list (same filters, every page) as CSV that opens in Excel: UTF-8 with a BOM."""
     as_of = parse_as_of(query.as_of)
-    rows = filtered(request.user, query, as_of)
+    try:
+        rows = filters.filter_trades(request.user, query, as_of)
+    except JournalError as exc:
+        raise query_error(exc) from None
     return exports.trades_csv_response(rows, as_of=as_of)
 
 

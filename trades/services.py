@@ -94,17 +94,18 @@ def update_portfolio(portfolio, *, name=None, benchmark=UNSET, starting_cash=Non
             raise JournalError("starting_cash", "must not be negative")
         portfolio.starting_cash, moved = _money(starting_cash, "starting_cash"), True
     if inception_date is not None and inception_date != portfolio.inception_date:
-        first = _first_activity(portfolio)
+        first = first_activity(portfolio)
         if first is not None and inception_date > first:
             raise JournalError("inception_date", f"the book has activity on {first}, before {inception_date}")
         portfolio.inception_date, moved = inception_date, True
     portfolio.save()
     if moved:
-        _mark_stale(portfolio, portfolio.inception_date)
+        mark_snapshots_stale(portfolio, portfolio.inception_date)
     return portfolio
 
 
-def _first_activity(portfolio):
+def first_activity(portfolio):
+    """The date of the book's first live trade or cash movement (None without any)."""
     dates = [d for d in (
         Trade.objects.live().filter(portfolio=portfolio).order_by("entry_date").values_list("entry_date", flat=True).first(),
         CashMovement.objects.live().filter(portfolio=portfolio).order_by("date").values_list("date", flat=True).first(),
@@ -162,7 +163,7 @@ def record_trade(*, portfolio, user, symbol, entry_date, entry_price, quantity=N
     _check(portfolio, state, exit_names="list" if exits else None)
     trade = Trade(trade_id=trade_id, portfolio=portfolio)
     _write_version(trade, state, user=user, kind=kind, reason=reason, now=now)
-    _mark_stale(portfolio, state["entry_date"])
+    mark_snapshots_stale(portfolio, state["entry_date"])
     return trade
 
 
@@ -174,13 +175,23 @@ def revise_trade(trade, *, user, changes, kind=None, reason="", now=None) -> Tra
     cancelled trade cannot be edited. Raises JournalError naming the field.
     """
     trade = _locked(trade)
+    old_legs = _legs(_state(trade))
+    state = revised_state(trade, changes)
+    if kind is None:
+        kind = ChangeKind.CORRECTED if user is not None and user.pk != trade.portfolio.owner_id else ChangeKind.EDITED
+    _write_version(trade, state, user=user, kind=kind, reason=reason, now=now)
+    mark_snapshots_stale(trade.portfolio, book.first_affected_date(old_legs, _legs(state)))
+    return trade
+
+
+def revised_state(trade, changes):
+    """The state `changes` would give the trade, checked (JournalError naming the field); writes nothing."""
     unknown = set(changes) - set(EDITABLE)
     if unknown:
         raise JournalError(sorted(unknown)[0], "cannot be changed")
     if trade.status == TradeStatus.CANCELLED:
         raise JournalError("status", "the trade is cancelled; cancelled trades keep their last version")
     state = _state(trade)
-    old_legs = _legs(state)
     if "symbol" in changes:
         instrument = changes["symbol"] if isinstance(changes["symbol"], Instrument) else resolve_instrument(changes["symbol"])
         state["instrument"], state["symbol"] = instrument, instrument.symbol
@@ -195,11 +206,7 @@ def revise_trade(trade, *, user, changes, kind=None, reason="", now=None) -> Tra
     if "entry_date" in changes and "event_time" not in changes:
         state["event_time"] = _event_time(state["instrument"], state["entry_date"])
     _check(trade.portfolio, state, exit_names="list" if "exits" in changes else None)
-    if kind is None:
-        kind = ChangeKind.CORRECTED if user is not None and user.pk != trade.portfolio.owner_id else ChangeKind.EDITED
-    _write_version(trade, state, user=user, kind=kind, reason=reason, now=now)
-    _mark_stale(trade.portfolio, book.first_affected_date(old_legs, _legs(state)))
-    return trade
+    return state
 
 
 @transaction.atomic
@@ -223,7 +230,7 @@ def close_trade(trade, *, user, date, price, quantity=None, commission=Decimal(0
     state["exits"] = [*state["exits"], leg]
     _check(trade.portfolio, state, exit_names="last")
     _write_version(trade, state, user=user, kind=kind, reason=reason, now=now)
-    _mark_stale(trade.portfolio, book.first_affected_date(old_legs, _legs(state)))
+    mark_snapshots_stale(trade.portfolio, book.first_affected_date(old_legs, _legs(state)))
     return trade
 
 
@@ -272,7 +279,7 @@ def cancel_trade(trade, *, user, reason="", now=None) -> Trade:
     old_legs = _legs(state)
     state["status"] = TradeStatus.CANCELLED
     _write_version(trade, state, user=user, kind=ChangeKind.CANCELLED, reason=reason, now=now)
-    _mark_stale(trade.portfolio, book.first_affected_date(old_legs, []))
+    mark_snapshots_stale(trade.portfolio, book.first_affected_date(old_legs, []))
     return trade
 
 
@@ -534,7 +541,7 @@ def add_cash(*, portfolio, user, date, kind, amount, instrument=None, notes="") 
         instrument = resolve_instrument(instrument, "symbol") if instrument.strip() else None
     movement = CashMovement.objects.create(portfolio=portfolio, date=date, kind=kind, amount=amount,
                                            instrument=instrument, notes=notes or "", recorded_by=user)
-    _mark_stale(portfolio, date)
+    mark_snapshots_stale(portfolio, date)
     return movement
 
 
@@ -546,13 +553,13 @@ def void_cash(movement, *, user, reason="") -> CashMovement:
         raise JournalError("voided_at", "the movement is already void")
     movement.voided_at, movement.voided_by, movement.void_reason = timezone.now(), user, (reason or "")[:200]
     movement.save(update_fields=["voided_at", "voided_by", "void_reason"])
-    _mark_stale(movement.portfolio, movement.date)
+    mark_snapshots_stale(movement.portfolio, movement.date)
     return movement
 
 
 # --- snapshots -----------------------------------------------------------------------------------
 
-def _mark_stale(portfolio, day):
+def mark_snapshots_stale(portfolio, day):
     """Snapshots from `day` on must be recomputed: lower the portfolio's mark, and enqueue the update
     when the transaction commits (the task recomputes exactly from the mark)."""
     if day is None:
@@ -680,3 +687,59 @@ def snapshot_portfolios(*, names=None, since=None, exchange=None) -> list:
         name, exc = failures[0]
         raise RuntimeError(f"snapshot of {name} failed: {exc}") from exc
     return results
+
+
+# --- import --------------------------------------------------------------------------------------
+
+@dataclass
+class ImportResult:
+    """What import_trades wrote: trades opened, exit legs recorded, cash movements, the first date."""
+
+    portfolio: str
+    rows: int = 0
+    trades: int = 0
+    exits: int = 0
+    cash: int = 0
+    first_date: dt.date | None = None
+
+
+def import_trades(*, portfolio, data, user=None, name=None) -> ImportResult:
+    """Apply a trade file (trades.imports format) to `portfolio` in one transaction: all rows or none.
+
+    Rows are applied in date order (file order within a day): buy and short open a trade, sell and
+    cover close open trades first in, first out, cash rows record movements. Raises ImportRejected
+    listing the bad rows ("row N: field: reason") with nothing written.
+    """
+    from .errors import ImportRejected
+    from .imports import CLOSES, OPENS, read_rows
+
+    rows = read_rows(data, name=name)
+    result = ImportResult(portfolio=portfolio.name, rows=len(rows))
+    source = name or "a file"
+    with transaction.atomic():
+        for row in sorted(rows, key=lambda r: (r.date, r.number)):
+            try:
+                _apply(portfolio, row, user, source, result, OPENS, CLOSES)
+            except JournalError as exc:
+                raise ImportRejected([f"row {row.number}: {exc.field}: {exc.problem}"], file=name) from None
+    result.first_date = min(r.date for r in rows)
+    return result
+
+
+def _apply(portfolio, row, user, source, result, opens, closes):
+    reason = f"imported from {source}, row {row.number}"
+    if row.is_cash:
+        add_cash(portfolio=portfolio, user=user, date=row.date, kind=row.action, amount=row.amount,
+                 instrument=row.symbol or None, notes=row.notes)
+        result.cash += 1
+    elif row.action in opens:
+        record_trade(portfolio=portfolio, user=user, symbol=row.symbol, direction=opens[row.action],
+                     quantity=row.quantity, entry_date=row.date, entry_price=row.price,
+                     entry_commission=row.commission, strategy_name=row.strategy, signal_ref=row.signal,
+                     notes=row.notes, trade_id=row.trade_id or None, kind=ChangeKind.IMPORTED, reason=reason)
+        result.trades += 1
+    else:
+        touched = close_position(portfolio=portfolio, user=user, symbol=row.symbol, direction=closes[row.action],
+                                 date=row.date, price=row.price, quantity=row.quantity, commission=row.commission,
+                                 reason=reason, kind=ChangeKind.IMPORTED)
+        result.exits += len(touched)

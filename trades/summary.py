@@ -4,7 +4,6 @@ The current answer reads the stored snapshots; an `as_of` answer (what was known
 asked while snapshots wait to be recomputed, marks the journal as known then on the fly with the same
 code (valuation.compute_snapshots), without writing anything.
 """
-import datetime as dt
 from decimal import Decimal
 
 import numpy as np
@@ -169,6 +168,11 @@ def _brief(t):
 def portfolio_summary(portfolio, *, as_of=None):
     """Everything GET /portfolio/summary answers (SummaryOut), as known at `as_of` (None: now)."""
     frame, how, journal, holdings = snapshot_frame(portfolio, as_of=as_of)
+    return build_summary(portfolio, frame=frame, how=how, journal=journal, holdings=holdings, as_of=as_of)
+
+
+def build_summary(portfolio, *, frame, how, journal, holdings, as_of=None):
+    """The summary of a snapshot frame and the journal it came from (see snapshot_frame)."""
     valued = frame[np.isfinite(frame["value"].to_numpy())]
     last = valued.iloc[-1] if len(valued) else None
     day = valued.index[-1].date() if len(valued) else None
