@@ -45,7 +45,8 @@ def shares_for_target(equity, price, weight, *, tolerance=WHOLE_SHARE_TOLERANCE)
         raise ValueError(f"price must be positive, got {price}")
     raw = equity * weight / price
     nearest = round(raw)
-    shares = int(nearest) if abs(raw - nearest) <= tolerance else int(math.trunc(raw))
+    # The tolerance itself counts as whole: 3.9999 is 4 (a float's last bit must not decide it).
+    shares = int(nearest) if abs(raw - nearest) <= tolerance * (1 + 1e-9) else int(math.trunc(raw))
     if shares == 0:
         return 0, (f"below one share: {weight:.2%} of {equity:,.2f} at {price:,.2f} is {abs(raw):.3f} "
                    f"shares; no trade")
@@ -229,8 +230,9 @@ def _asof(frame, days, max_age_days=None):
     calendar days is NaN.
     """
     days = pd.DatetimeIndex(days)
-    if frame.shape[1] == 0:
-        return np.empty((len(days), 0)), np.empty((len(days), 0), dtype="datetime64[D]")
+    if frame.shape[1] == 0 or not len(frame.index):
+        return (np.full((len(days), frame.shape[1]), np.nan),
+                np.full((len(days), frame.shape[1]), np.datetime64("NaT", "D")))
     index = frame.index.to_numpy(dtype="datetime64[D]")
     values = frame.to_numpy(dtype="float64")
     valid = np.isfinite(values)
@@ -243,8 +245,8 @@ def _asof(frame, days, max_age_days=None):
     picked[inside] = rows[at[inside]]
     found = picked >= 0
     safe = np.where(found, picked, 0)
-    out = np.where(found, values[safe, np.arange(values.shape[1])], np.nan) if len(index) else np.full(picked.shape, np.nan)
-    when = np.where(found, index[safe] if len(index) else np.datetime64("NaT"), np.datetime64("NaT"))
+    out = np.where(found, values[safe, np.arange(values.shape[1])], np.nan)
+    when = np.where(found, index[safe], np.datetime64("NaT", "D"))
     if max_age_days is not None:
         age = (days.to_numpy(dtype="datetime64[D]")[:, None] - when).astype("timedelta64[D]").astype("float64")
         out = np.where(found & (age <= max_age_days), out, np.nan)
@@ -344,9 +346,17 @@ def mark_to_market(*, dates, legs, closes, splits, fx, movements, starting_cash,
     value = cash + invested
 
     reasons = np.full(n, "", dtype=object)
+    # A leg whose cash cannot be converted leaves the cash unknown from its day on: the root cause first.
+    unconverted = np.flatnonzero(leg_in & ~converted)
+    if len(unconverted):
+        first = unconverted[np.argmin(leg_at[unconverted])]
+        label = legs["label"].iat[first] if "label" in legs else f"a leg of {legs['key'].iat[first]}"
+        reasons[np.arange(n) >= leg_at[first]] = (
+            f"no {legs['currency'].iat[first]}/{base} rate on {pd.Timestamp(leg_days[first]).date()} "
+            f"or in the {FX_MAX_AGE_DAYS} days before, to convert {label}")
     unpriced = held & ~np.isfinite(prices)
     no_rate = held & np.isfinite(prices) & ~np.isfinite(rates)
-    for i in np.flatnonzero(unpriced.any(axis=1) | no_rate.any(axis=1)):
+    for i in np.flatnonzero((unpriced.any(axis=1) | no_rate.any(axis=1)) & (reasons == "")):
         day = dates[i].date()
         if unpriced[i].any():
             key = keys[int(np.flatnonzero(unpriced[i])[0])]
@@ -354,14 +364,6 @@ def mark_to_market(*, dates, legs, closes, splits, fx, movements, starting_cash,
         else:
             currency = currencies[key_ccy[int(np.flatnonzero(no_rate[i])[0])]]
             reasons[i] = f"no {currency}/{base} rate on {day} or in the {FX_MAX_AGE_DAYS} days before"
-    unconverted = np.flatnonzero(leg_in & ~converted)
-    if len(unconverted):
-        first = unconverted[np.argmin(leg_at[unconverted])]
-        label = legs["label"].iat[first] if "label" in legs else f"a leg of {legs['key'].iat[first]}"
-        reason = (f"no {legs['currency'].iat[first]}/{base} rate on {pd.Timestamp(leg_days[first]).date()} "
-                  f"to convert {label}")
-        after = np.arange(n) >= leg_at[first]
-        reasons[after & (reasons == "")] = reason
     unvalued = reasons != ""
     value = np.where(unvalued, np.nan, value)
     daily = pd.DataFrame({

@@ -32,6 +32,12 @@ Quantity = Annotated[
     Decimal, PlainSerializer(quantity_text, return_type=str),
     WithJsonSchema({"type": "string", "format": "decimal", "examples": ["100", "2.5"]}, mode="serialization"),
 ]
+# Knowledge times to the microsecond (Django's encoder would cut them to milliseconds, and a version's
+# knowledge_time sent back as `as_of` must find that version).
+Moment = Annotated[
+    dt.datetime, PlainSerializer(lambda moment: moment.isoformat(), return_type=str),
+    WithJsonSchema({"type": "string", "format": "date-time"}, mode="serialization"),
+]
 Sort = Literal["entry_date", "-entry_date", "exit_date", "-exit_date", "symbol", "-symbol", "quantity", "-quantity",
                "pnl", "-pnl", "pnl_pct", "-pnl_pct", "pnl_base", "-pnl_base", "status", "-status", "id", "-id"]
 
@@ -152,18 +158,18 @@ class TradeOut(Schema):
     strategy: str
     signal_ref: str
     notes: str
-    event_time: dt.datetime
-    knowledge_time: dt.datetime = Field(description="When this version was recorded")
+    event_time: Moment
+    knowledge_time: Moment = Field(description="When this version was recorded")
 
 
 class TradePage(Schema):
     items: list[TradeOut]
     count: int
-    as_of: Optional[dt.datetime] = Field(description="The knowledge time answered for (null: now)")
+    as_of: Optional[Moment] = Field(description="The knowledge time answered for (null: now)")
 
 
 class VersionOut(TradeOut):
-    superseded_at: Optional[dt.datetime]
+    superseded_at: Optional[Moment]
     change_kind: str = Field(description="created, imported, edited, closed, cancelled or corrected")
     changed_by: Optional[str]
     change_reason: str
@@ -224,7 +230,7 @@ class SummaryOut(Schema):
     base_currency: str
     inception_date: dt.date
     valuation_date: Optional[dt.date] = Field(description="The last valued day the figures are for")
-    as_of: Optional[dt.datetime] = Field(description="The knowledge time answered for (null: now)")
+    as_of: Optional[Moment] = Field(description="The knowledge time answered for (null: now)")
     computed: str = Field(description="stored (the daily snapshots) or on_the_fly (as_of, or snapshots pending)")
     snapshots_stale_from: Optional[dt.date]
     starting_cash: Money
@@ -270,7 +276,7 @@ class SnapshotOut(Schema):
 class SnapshotsOut(Schema):
     portfolio: str
     base_currency: str
-    as_of: Optional[dt.datetime]
+    as_of: Optional[Moment]
     computed: str
     count: int
     items: list[SnapshotOut]

@@ -62,3 +62,60 @@ def bob_book(bob):
 
     return create_portfolio(owner=bob, name="Bob US", base_currency="USD", starting_cash=Decimal("5000"),
                             inception_date=dt.date(2024, 1, 2))
+
+
+API = "/api/v1"
+
+
+def bearer(client, raw):
+    client.defaults["HTTP_AUTHORIZATION"] = f"Bearer {raw}"
+    return client
+
+
+@pytest.fixture
+def api(client, alice_write):
+    """A script of alice's with a read-write token."""
+    return bearer(client, alice_write)
+
+
+@pytest.fixture
+def reader(alice_read):
+    from django.test import Client
+
+    return bearer(Client(), alice_read)
+
+
+@pytest.fixture
+def carol_api(carol):
+    from django.test import Client
+
+    from tests.conftest import _token
+
+    return bearer(Client(), _token(carol, "read_write"))
+
+
+@pytest.fixture
+def bob_api(bob):
+    from django.test import Client
+
+    from tests.conftest import _token
+
+    return bearer(Client(), _token(bob, "read_write"))
+
+
+@pytest.fixture
+def committed(django_capture_on_commit_callbacks):
+    """`with committed():` runs the on-commit work (the snapshot update) as a real commit would."""
+    return lambda: django_capture_on_commit_callbacks(execute=True)
+
+
+def post(client, path, body):
+    return client.post(f"{API}{path}", body, content_type="application/json")
+
+
+def patch(client, path, body):
+    return client.patch(f"{API}{path}", body, content_type="application/json")
+
+
+def put(client, path, body):
+    return client.put(f"{API}{path}", body, content_type="application/json")
