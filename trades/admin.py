@@ -131,6 +131,10 @@ def _plain(value):
     return format(value.normalize(), "f")
 
 
+CORRECTABLE = ("direction", "quantity", "entry_date", "entry_price", "entry_commission", "strategy_name",
+               "signal_ref", "notes")
+
+
 class TradeCorrectionForm(forms.ModelForm):
     """The fields an admin may correct, the exits as lines, and the reason the history keeps."""
 
@@ -141,8 +145,7 @@ class TradeCorrectionForm(forms.ModelForm):
 
     class Meta:
         model = Trade
-        fields = ("direction", "quantity", "entry_date", "entry_price", "entry_commission", "strategy_name",
-                  "signal_ref", "notes")
+        fields = CORRECTABLE
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -170,7 +173,7 @@ class TradeCorrectionForm(forms.ModelForm):
         data = super().clean()
         if self.errors:
             return data
-        changes = {name: data[name] for name in self.Meta.fields} | {"exits": data["exits"]}
+        changes = {name: data[name] for name in CORRECTABLE} | {"exits": data["exits"]}
         try:
             services.revised_state(self.instance, changes)  # the journal's own checks; nothing written
         except JournalError as exc:
@@ -193,6 +196,14 @@ class TradeAdmin(admin.ModelAdmin):
     list_select_related = ("portfolio",)
     readonly_fields = ("trade_id", "portfolio", "symbol", "instrument", "status", "closed_quantity", "exit_price",
                        "exit_date", "fees", "pnl", "pnl_pct", "pnl_base", "pnl_base_missing", "knowledge_time")
+    fieldsets = (
+        ("The trade", {"fields": ("trade_id", "portfolio", "symbol", "instrument", "status", "knowledge_time")}),
+        ("Correct", {"fields": (*CORRECTABLE, "exits", "change_reason"),
+                     "description": "Saving records a new version (a correction, with your name and the reason); "
+                                    "the history keeps every earlier one."}),
+        ("Derived", {"fields": ("closed_quantity", "exit_price", "exit_date", "fees", "pnl", "pnl_pct", "pnl_base",
+                                "pnl_base_missing")}),
+    )
     inlines = (TradeVersionInline,)
     actions = ["cancel_trades"]
 
@@ -210,9 +221,6 @@ class TradeAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         services.revise_trade(obj, user=request.user, changes=form.journal_changes, kind=ChangeKind.CORRECTED,
                               reason=form.cleaned_data["change_reason"])
-
-    def save_related(self, request, form, formsets, change):
-        """The versions inline is read-only; there is nothing related to save."""
 
     @admin.action(description="Cancel the selected trades (a new version each; history kept)")
     def cancel_trades(self, request, queryset):
