@@ -17,7 +17,7 @@ ENTRY, EXIT = "#1a9e6f", "#d6455d"
 FONT = {"family": "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif", "size": 12}
 
 
-def _layout(fig, title, y_title, percent=False):
+def _layout(fig, title, y_title, percent=None):
     fig.update_layout(
         template="plotly_white",
         title={"text": title, "x": 0, "xanchor": "left", "font": {"size": 15}},
@@ -26,7 +26,7 @@ def _layout(fig, title, y_title, percent=False):
         hovermode="x unified", font=FONT,
         modebar={"remove": ["lasso2d", "select2d", "zoomIn2d", "zoomOut2d", "autoScale2d"]},
     )
-    fig.update_yaxes(title_text=y_title, tickformat=".0%" if percent else None)
+    fig.update_yaxes(title_text=y_title, tickformat=percent)
     return fig
 
 
@@ -65,10 +65,10 @@ def drawdown_figure(returns, title="Drawdown"):
     fig = go.Figure(go.Scatter(x=pd.DatetimeIndex(r.index).to_numpy(dtype="datetime64[D]"), y=dd.to_numpy(),
                                mode="lines", fill="tozeroy", name="Drawdown",
                                line={"color": DRAWDOWN, "width": 1.5}))
-    return _layout(fig, title, "Drawdown", percent=True)
+    return _layout(fig, title, "Drawdown", percent=".1%")
 
 
-def risk_figure(volatility, sharpe, title="Rolling 21-day volatility and Sharpe"):
+def risk_figure(volatility, sharpe, title="Rolling 21-day risk"):
     """Annualised rolling volatility (left axis) and Sharpe (right axis); empty until 21 returns exist."""
     v = pd.Series(volatility, dtype="float64")
     s = pd.Series(sharpe, dtype="float64").reindex(v.index)

@@ -151,3 +151,21 @@ def test_the_export_follows_the_list_filters(api, alice, usd_book, acme):
                               entry_date=day)
     text = b"".join(api.get(f"{API}/trades/export?start=2024-01-03").streaming_content).decode("utf-8-sig")
     assert [row["date"] for row in csv.DictReader(io.StringIO(text))] == ["2024-01-04"]
+
+
+def test_the_documented_example_file_imports(usd_book, make_bars):
+    from pathlib import Path
+
+    # The instruments of the demo's sample data (bokeh_sampledata: AAPL and MSFT on Nasdaq, IBM on the NYSE).
+    for symbol, exchange in (("AAPL", "XNAS"), ("MSFT", "XNAS"), ("IBM", "XNYS")):
+        make_bars(symbol, exchange, [])
+    services.update_portfolio(usd_book, inception_date=dt.date(2013, 1, 2))
+    example = Path(__file__).resolve().parents[2] / "docs" / "journal-example.csv"
+    out = io.StringIO()
+    call_command("import_trades", str(example), "--portfolio", "Alice US", stdout=out)
+    assert "8 rows into Alice US: 3 trades opened, 3 exits recorded, 2 cash movements" in out.getvalue()
+    aapl = Trade.objects.get(symbol="AAPL")
+    # 15 x (453.62 - 549.03) - 9.95 - 9.95 x 15/40 = -1,431.15 - 9.95 - 3.73125 = -1,444.83125.
+    assert (aapl.status, aapl.open_quantity, aapl.pnl) == ("open", D(25), D("-1444.83125"))
+    ibm = Trade.objects.get(symbol="IBM")
+    assert (ibm.direction, ibm.status, ibm.pnl) == ("short", "closed", D("-305.40"))  # 50 x -5.71 - 19.90
