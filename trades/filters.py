@@ -56,13 +56,16 @@ def filter_trades(user, query, as_of=None):
     portfolios = Portfolio.objects.visible_to(user)
     if query.portfolio:
         portfolios = portfolios.filter(name=query.portfolio.strip())
-        if not portfolios.exists():
-            raise JournalError("portfolio", f"no portfolio named {query.portfolio.strip()!r} that you can see")
+    # The ids first (a few rows): `portfolio_id IN (1)` lets the blotter index give a page in order,
+    # where a subquery made PostgreSQL join and sort every trade (55 ms for 100,000).
+    ids = list(portfolios.values_list("id", flat=True))
+    if query.portfolio and not ids:
+        raise JournalError("portfolio", f"no portfolio named {query.portfolio.strip()!r} that you can see")
     if as_of is None:
-        rows = Trade.objects.filter(portfolio__in=portfolios).select_related("portfolio", "instrument")
+        rows = Trade.objects.filter(portfolio_id__in=ids).select_related("portfolio", "instrument")
         tie = "id"
     else:
-        rows = (TradeVersion.objects.known_at(as_of).filter(trade__portfolio__in=portfolios)
+        rows = (TradeVersion.objects.known_at(as_of).filter(trade__portfolio_id__in=ids)
                 .select_related("trade__portfolio", "instrument").prefetch_related("exits"))
         tie = "trade_id"
     if query.symbol and query.symbol.strip():

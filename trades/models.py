@@ -186,8 +186,9 @@ class Trade(TradeFields):
         ordering = ["-entry_date", "-id"]
         indexes = [
             models.Index(fields=["portfolio", "status"], name="trade_portfolio_status_idx"),
-            # The blotter: a portfolio's trades newest first, a page at a time.
+            # The blotter: a portfolio's trades newest first, a page at a time; and one symbol's.
             models.Index(fields=["portfolio", "-entry_date", "-id"], name="trade_blotter_idx"),
+            models.Index(fields=["portfolio", "symbol", "-entry_date", "-id"], name="trade_symbol_blotter_idx"),
         ]
         constraints = [
             models.CheckConstraint(condition=Q(quantity__gt=0), name="trade_quantity_positive"),

@@ -236,7 +236,9 @@ def market_data(journal, start, end, *, source="panels"):
     if seeds:
         seed = pd.DataFrame([(pd.Timestamp(date), keys[pk], close) for pk, (date, close) in seeds.items()],
                             columns=["date", "key", "close"]).pivot_table(index="date", columns="key", values="close")
-        closes = closes.combine_first(seed) if len(closes.columns) else seed
+        # Seeds are dated before the window, so stacking them above it keeps one row per date
+        # (DataFrame.combine_first does the same column by column: 0.2 s for 200 instruments).
+        closes = pd.concat([seed, closes]) if len(closes.columns) else seed
     closes = closes.sort_index()
     fx = pd.DataFrame(index=closes.index)
     for currency, (instrument, invert) in pairs.items():
@@ -321,17 +323,25 @@ class Prior:
     last_day: dt.date  # the last snapshot day before the start
 
 
-def compute_snapshots(journal, *, start, end, prior=None, source="panels"):
+# Up to this many sessions a computation reads its closes from the database: a daily step touches a few
+# thousand rows, where the panels' freshness check alone is a pass over the exchange's bars.
+DATABASE_WINDOW = 40
+
+
+def compute_snapshots(journal, *, start, end, prior=None, source=None):
     """The book's daily snapshots over the calendar's sessions in [start, end], as a DataFrame.
 
     Columns SNAPSHOT_COLUMNS (floats; reason "" when valued), indexed by date. Without `prior` the
     computation starts at the inception date from the starting cash; with it, it continues the stored
     history (see Prior). Also returns the holdings on the last day (quant.portfolio.mark_to_market).
+    source: "panels" or "database" for the closes; by default the database for up to DATABASE_WINDOW
+    sessions, the Parquet panels beyond (the two give the same frame: tests/trades/test_valuation.py).
     """
     portfolio = journal.portfolio
     days = valuation_days(portfolio, start, end)
     if not len(days):
         return pd.DataFrame(columns=SNAPSHOT_COLUMNS, index=pd.DatetimeIndex([])), pd.DataFrame()
+    source = source or ("database" if len(days) <= DATABASE_WINDOW else "panels")
     closes, splits, fx = market_data(journal, days[0].date(), days[-1].date(), source=source)
     flows_from = prior.last_day + dt.timedelta(days=1) if prior else None
     daily, holdings = book.mark_to_market(
