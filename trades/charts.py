@@ -6,7 +6,6 @@ Series go to plotly as numpy arrays; plotly.js (static/vendor, 2.x) decodes plot
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
 from marketdata.charts import price_figure
 from quant import metrics
@@ -73,14 +72,15 @@ def risk_figure(volatility, sharpe, title="Rolling 21-day risk"):
     v = pd.Series(volatility, dtype="float64")
     s = pd.Series(sharpe, dtype="float64").reindex(v.index)
     x = pd.DatetimeIndex(v.index).to_numpy(dtype="datetime64[D]")
-    fig = make_subplots(specs=[[{"secondary_y": True}]])
-    fig.add_trace(go.Scatter(x=x, y=v.to_numpy(), mode="lines", name="Volatility (annualised)",
-                             line={"color": VOLATILITY, "width": 1.5}), secondary_y=False)
-    fig.add_trace(go.Scatter(x=x, y=s.to_numpy(), mode="lines", name="Sharpe (annualised)",
-                             line={"color": SHARPE, "width": 1.5}), secondary_y=True)
-    _layout(fig, title, "")
-    fig.update_yaxes(title_text="Volatility", tickformat=".0%", secondary_y=False)
-    fig.update_yaxes(title_text="Sharpe", tickformat=None, secondary_y=True, showgrid=False)
+    # Two y axes on one plot: a second axis overlaid, not make_subplots (a third of the build time).
+    fig = go.Figure([
+        go.Scatter(x=x, y=v.to_numpy(), mode="lines", name="Volatility (annualised)",
+                   line={"color": VOLATILITY, "width": 1.5}),
+        go.Scatter(x=x, y=s.to_numpy(), mode="lines", name="Sharpe (annualised)", yaxis="y2",
+                   line={"color": SHARPE, "width": 1.5}),
+    ])
+    _layout(fig, title, "Volatility", percent=".0%")
+    fig.update_layout(yaxis2={"title": {"text": "Sharpe"}, "overlaying": "y", "side": "right", "showgrid": False})
     if not np.isfinite(v.to_numpy()).any():
         fig.add_annotation(text="Needs 21 daily returns", showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5)
     return fig

@@ -92,7 +92,10 @@ def positions(journal, day, holdings=None):
     if not open_trades or day is None:
         return []
     if holdings is None:
-        _, holdings = valuation.compute_snapshots(journal, start=day, end=day, source="database")
+        # Only the open trades hold shares on `day`: marking them alone gives the same holdings (the
+        # closed ones net to nothing) from a tenth of the legs.
+        held_only = valuation.Journal(portfolio=journal.portfolio, trades=open_trades, movements=[], as_of=journal.as_of)
+        _, holdings = valuation.compute_snapshots(held_only, start=day, end=day, source="database")
     held = {row.key: row for row in holdings.itertuples(index=False)} if len(holdings) else {}
     currencies = sorted({t.currency for t in open_trades})
     entry_days = pd.DatetimeIndex(sorted({pd.Timestamp(t.entry_date) for t in open_trades}))

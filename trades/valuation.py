@@ -20,9 +20,6 @@ from quant import portfolio as book
 
 from .models import CashMovement, Trade, TradeExit, TradeStatus, TradeVersion
 
-# A position's last price before a window starts is looked up in the database (a suspended stock
-# keeps its last close); the panels are read from this many days before the window.
-PANEL_LOOKBACK_DAYS = 10
 
 
 @dataclass
@@ -217,9 +214,10 @@ def database_closes(instruments, start, end):
 def market_data(journal, start, end, *, source="panels"):
     """(closes, splits, fx) for marking the journal's book on the days [start, end].
 
-    closes: raw closes of its instruments and FX pairs from PANEL_LOOKBACK_DAYS before `start`, plus each
-    one's last close before that (so a position is marked at its last price); splits: its instruments'
-    splits (key, ex_date, ratio); fx: base units per unit of each foreign currency, by date.
+    closes: raw closes of its instruments and FX pairs over [start, end], plus each one's last close
+    before `start` from the database (so a position is marked at its last price, a suspended stock at its
+    last close); splits: its instruments' splits (key, ex_date, ratio); fx: base units per unit of each
+    foreign currency, by date.
     source: "panels" (series) or "database" (a few days, e.g. one page's positions).
     """
     base = journal.portfolio.base_currency
@@ -227,7 +225,7 @@ def market_data(journal, start, end, *, source="panels"):
     instruments = list(Instrument.objects.filter(pk__in=ids))
     pairs = fx_instruments({t.currency for t in journal.trades}, base)
     everything = instruments + [instrument for instrument, _ in pairs.values()]
-    begin = start - dt.timedelta(days=PANEL_LOOKBACK_DAYS)
+    begin = start
     read = panel_closes if source == "panels" else database_closes
     closes = read(everything, begin, end) if everything else pd.DataFrame(index=pd.DatetimeIndex([]))
     keys = {instrument.pk: instrument.key for instrument in everything}
