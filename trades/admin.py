@@ -66,6 +66,14 @@ class CashMovementForm(forms.ModelForm):
         fields = ("portfolio", "date", "kind", "amount", "instrument", "notes")
         help_texts = {"amount": "Give it positive; the kind gives the sign (interest keeps its own)."}
 
+    def clean(self):
+        data = super().clean()
+        sign = services.SIGNS.get(data.get("kind"))
+        if sign and data.get("amount") is not None:
+            # Signed before the model's checks (a withdrawal is stored negative), as add_cash does.
+            data["amount"] = abs(data["amount"]) * sign
+        return data
+
 
 @admin.register(CashMovement)
 class CashMovementAdmin(admin.ModelAdmin):

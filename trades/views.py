@@ -83,8 +83,7 @@ def overview(request):
     book = _chosen(request, books)
     context = {"books": books, "book": book}
     if book is None:
-        return render(request, "trades/overview.html", {**context, "form": PortfolioForm(
-            initial={"inception_date": timezone.localdate()})})
+        return render(request, "trades/overview.html", context)
     active = (Trade.objects.filter(portfolio=book).exists()
               or CashMovement.objects.live().filter(portfolio=book).exists())
     context["active"] = active

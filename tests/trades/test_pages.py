@@ -284,3 +284,12 @@ def test_the_admin_corrects_a_trade_and_the_history_says_who(admin_client_, mont
     assert trade.pnl == D("32.60")  # 4 x 8.50 - 1.00 - 1 x 4/10
     page = text(admin_client_.get(f"/trades/{trade.pk}/"))
     assert "Corrected by an admin" in page and "carol" in page
+
+
+def test_the_admin_adds_cash_through_the_journal(admin_client_, usd_book):
+    response = admin_client_.post(reverse("admin:trades_cashmovement_add"), {
+        "portfolio": usd_book.pk, "date": "2024-01-03", "kind": "withdrawal", "amount": "1500", "notes": "rent"})
+    assert response.status_code == 302, text(response)[:2000]
+    movement = CashMovement.objects.get()
+    assert (movement.amount, movement.recorded_by.username) == (D(-1500), "carol")
+    assert usd_book.__class__.objects.get(pk=usd_book.pk).snapshots_stale_from == dt.date(2024, 1, 3)
