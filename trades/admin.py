@@ -53,6 +53,10 @@ class PortfolioAdmin(admin.ModelAdmin):
     list_select_related = ("owner", "benchmark")
     readonly_fields = ("created_at", "snapshots_stale_from")
 
+    def get_readonly_fields(self, request, obj=None):
+        # The base currency is what every pnl_base and snapshot is in: fixed once the portfolio exists.
+        return (*self.readonly_fields, "base_currency") if obj is not None else self.readonly_fields
+
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
         if change and {"starting_cash", "inception_date"} & set(form.changed_data):
