@@ -5,7 +5,7 @@ from . import views
 app_name = "marketdata"
 
 urlpatterns = [
-    path("", views.overview, name="overview"),
+    path("data/overview/", views.overview, name="market_overview"),
     path("instruments/", views.instrument_list, name="instrument_list"),
     path("instruments/<str:symbol>/", views.instrument_detail, name="instrument_detail"),
     path("data/", views.data_health, name="data_health"),

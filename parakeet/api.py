@@ -81,4 +81,5 @@ api = ParakeetAPI(
     auth=api_auth,
 )
 api.add_router("/data/", "marketdata.api.router")
+api.add_router("/", "trades.api.router")
 api.add_router("/scanner/", "scanner.api.router")

@@ -12,15 +12,15 @@ from parakeet.models import ApiToken, hash_token
 from quant.quality import NOT_A_SESSION, OHLC_INCONSISTENT
 from scanner.models import SavedScreen, ScanHit, ScanReplay, ScanRun
 from strategies.models import BacktestRun
-from trades.models import CashMovement, Portfolio, PortfolioSnapshot, Trade, TradeVersion
+from trades.models import CashMovement, Portfolio, PortfolioSnapshot, Trade, TradeExit, TradeVersion
 
 pytestmark = pytest.mark.django_db
 
 OUR_APPS = {"marketdata", "trades", "strategies", "scanner", "parakeet"}
 OUR_MODELS = [m for m in admin.site._registry if m._meta.app_label in OUR_APPS]
 # Written by jobs (runs, hits, snapshots) or the journal (trades keep their TradeVersion history).
-NO_ADD_PAGE = {IngestRun, Trade, TradeVersion, PortfolioSnapshot, BacktestRun, ScanRun, ScanHit, BarCorrection,
-               ScanReplay}
+NO_ADD_PAGE = {IngestRun, Trade, TradeVersion, TradeExit, PortfolioSnapshot, BacktestRun, ScanRun, ScanHit,
+               BarCorrection, ScanReplay}
 RAW_TOKEN = re.compile(r"pk_[A-Za-z0-9_-]{43}")
 
 
@@ -38,7 +38,8 @@ def one_of_everything(aapl, alice):
     fields = dict(symbol="AAPL", instrument=aapl, quantity=Decimal("10"), entry_price=Decimal("175.10"),
                   entry_date=dt.date(2024, 3, 4), event_time=when)
     trade = Trade.objects.create(trade_id="T-1", portfolio=book, knowledge_time=when, **fields)
-    TradeVersion.objects.create(trade=trade, version=1, knowledge_time=when, changed_by=alice, **fields)
+    version = TradeVersion.objects.create(trade=trade, version=1, knowledge_time=when, changed_by=alice, **fields)
+    TradeExit.objects.create(version=version, date=dt.date(2024, 3, 8), quantity=Decimal("4"), price=Decimal("170.73"))
     PortfolioSnapshot.objects.create(portfolio=book, date=dt.date(2024, 3, 4), total_value=Decimal("10000"),
                                      cash=Decimal("8249"), invested=Decimal("1751"))
     BacktestRun.objects.create(strategy="momentum", start=dt.date(2020, 1, 1), end=dt.date(2023, 12, 29))
@@ -56,8 +57,8 @@ def _url(model, view, *args):
 def test_every_model_of_ours_is_registered():
     names = {m.__name__ for m in OUR_MODELS}
     assert names == {"Instrument", "PriceBar", "BarCorrection", "CorporateAction", "IndexMembership", "IngestRun",
-                     "Portfolio", "CashMovement", "Trade", "TradeVersion", "PortfolioSnapshot", "BacktestRun", "ScanRun",
-                     "ScanHit", "ApiToken", "SavedScreen", "ScanReplay"}
+                     "Portfolio", "CashMovement", "Trade", "TradeVersion", "TradeExit", "PortfolioSnapshot", "BacktestRun",
+                     "ScanRun", "ScanHit", "ApiToken", "SavedScreen", "ScanReplay"}
 
 
 @pytest.mark.parametrize("model", OUR_MODELS, ids=lambda m: m.__name__)

@@ -1,14 +1,27 @@
-"""The trade journal and the portfolio it belongs to, with bi-temporal history and daily snapshots."""
+"""The trade journal and the portfolio it belongs to, with bi-temporal history and daily snapshots.
+
+Two times run through the journal (docs/portfolio.md): the market dates of each leg (valid time) and
+the moment each version was recorded (knowledge time). Nothing is overwritten: a change to a trade is a
+new TradeVersion, a cash movement is voided rather than deleted, so "what did we know at T" has an answer.
+"""
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
 MONEY = {"max_digits": 20, "decimal_places": 6}
+# The calendar a portfolio is marked to market on: its base currency's home exchange.
+CALENDAR_OF_CURRENCY = {"AUD": "XASX", "USD": "XNYS"}
 
 
 class Currency(models.TextChoices):
     AUD = "AUD", "Australian dollar"
     USD = "USD", "US dollar"
+
+
+class PortfolioQuerySet(models.QuerySet):
+    def visible_to(self, user):
+        """The portfolios `user` may see: their own; staff (the desk's admins) see every one."""
+        return self if user.is_staff else self.filter(owner=user)
 
 
 class Portfolio(models.Model):
@@ -24,6 +37,11 @@ class Portfolio(models.Model):
         help_text="Index the equity curve is compared with",
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    snapshots_stale_from = models.DateField(
+        null=True, blank=True, help_text="Snapshots from this day on wait to be recomputed (a back-dated change)",
+    )
+
+    objects = PortfolioQuerySet.as_manager()
 
     class Meta:
         ordering = ["name"]
@@ -31,9 +49,30 @@ class Portfolio(models.Model):
     def __str__(self):
         return self.name
 
+    @property
+    def calendar(self):
+        """The exchange whose sessions are the snapshot dates: XASX for AUD books, XNYS for USD books."""
+        return CALENDAR_OF_CURRENCY[self.base_currency]
+
+    def visible_to(self, user):
+        return user.is_staff or self.owner_id == user.pk
+
+
+class CashMovementQuerySet(models.QuerySet):
+    def live(self):
+        return self.filter(voided_at__isnull=True)
+
+    def known_at(self, moment):
+        """The movements as the journal stood at `moment`: recorded by then and not yet voided."""
+        return self.filter(created_at__lte=moment).filter(Q(voided_at__isnull=True) | Q(voided_at__gt=moment))
+
 
 class CashMovement(models.Model):
-    """Cash in or out of a portfolio that is not a trade: deposits, withdrawals, dividends, fees."""
+    """Cash in or out of a portfolio that is not a trade: deposits, withdrawals, dividends, fees.
+
+    Deposits and withdrawals are external flows (not gains); dividends, fees and interest are part of
+    the return. A wrong movement is voided (kept, with who and when), never deleted or edited.
+    """
 
     class Kind(models.TextChoices):
         DEPOSIT = "deposit", "Deposit"
@@ -48,13 +87,32 @@ class CashMovement(models.Model):
     amount = models.DecimalField(**MONEY, help_text="In the portfolio's base currency; signed (+ in, - out)")
     instrument = models.ForeignKey("marketdata.Instrument", null=True, blank=True, on_delete=models.PROTECT)
     notes = models.TextField(blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(auto_now_add=True, help_text="Knowledge time: when it was recorded")
+    recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                    related_name="+")
+    voided_at = models.DateTimeField(null=True, blank=True)
+    voided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                  related_name="+")
+    void_reason = models.CharField(max_length=200, blank=True)
+
+    objects = CashMovementQuerySet.as_manager()
+
+    # Flows in or out of the book: excluded from returns. The other kinds are income or costs.
+    EXTERNAL = (Kind.DEPOSIT, Kind.WITHDRAWAL)
 
     class Meta:
         ordering = ["portfolio", "date", "id"]
+        constraints = [
+            models.CheckConstraint(condition=~Q(kind="deposit") | Q(amount__gt=0), name="cash_deposit_positive"),
+            models.CheckConstraint(condition=~Q(kind="withdrawal") | Q(amount__lt=0), name="cash_withdrawal_negative"),
+        ]
 
     def __str__(self):
         return f"{self.portfolio} {self.date} {self.kind} {self.amount}"
+
+    @property
+    def is_external(self):
+        return self.kind in self.EXTERNAL
 
 
 class Direction(models.TextChoices):
@@ -74,14 +132,24 @@ class TradeFields(models.Model):
     symbol = models.CharField(max_length=32)
     instrument = models.ForeignKey("marketdata.Instrument", on_delete=models.PROTECT, related_name="+")
     direction = models.CharField(max_length=5, choices=Direction.choices, default=Direction.LONG)
-    quantity = models.DecimalField(**MONEY)
+    quantity = models.DecimalField(**MONEY, help_text="Shares opened on the entry date")
     entry_price = models.DecimalField(**MONEY)
     entry_date = models.DateField()
-    exit_price = models.DecimalField(**MONEY, null=True, blank=True)
-    exit_date = models.DateField(null=True, blank=True)
-    fees = models.DecimalField(**MONEY, default=0, help_text="Commission on both legs, in the trade's currency")
-    pnl = models.DecimalField(**MONEY, null=True, blank=True, help_text="Realised, after fees")
-    pnl_pct = models.FloatField(null=True, blank=True, help_text="Realised P&L / entry notional")
+    entry_commission = models.DecimalField(**MONEY, default=0, help_text="Commission of the entry leg")
+    closed_quantity = models.DecimalField(
+        **MONEY, default=0, help_text="Shares closed by the exits, on the entry's share basis (splits undone)",
+    )
+    exit_price = models.DecimalField(**MONEY, null=True, blank=True,
+                                     help_text="Average price of the exits, weighted by quantity")
+    exit_date = models.DateField(null=True, blank=True, help_text="Date of the last exit")
+    fees = models.DecimalField(**MONEY, default=0, help_text="Commission on every leg, in the trade's currency")
+    pnl = models.DecimalField(**MONEY, null=True, blank=True,
+                              help_text="Realised on the closed quantity, after fees, in the trade's currency")
+    pnl_pct = models.FloatField(null=True, blank=True, help_text="Realised P&L / entry notional of the closed quantity")
+    pnl_base = models.DecimalField(**MONEY, null=True, blank=True,
+                                   help_text="Realised P&L in the portfolio's currency, each leg at its day's FX rate")
+    pnl_base_missing = models.CharField(max_length=200, blank=True,
+                                        help_text="Why pnl_base is empty (no FX rate on a leg's date)")
     strategy_name = models.CharField(max_length=100, blank=True)
     signal_ref = models.CharField(max_length=100, blank=True)
     status = models.CharField(max_length=9, choices=TradeStatus.choices, default=TradeStatus.OPEN)
@@ -96,6 +164,13 @@ class TradeQuerySet(models.QuerySet):
     def open(self):
         return self.filter(status=TradeStatus.OPEN)
 
+    def live(self):
+        """Trades that count: open or closed, not cancelled."""
+        return self.exclude(status=TradeStatus.CANCELLED)
+
+    def visible_to(self, user):
+        return self if user.is_staff else self.filter(portfolio__owner=user)
+
 
 class Trade(TradeFields):
     """A position taken in the market, as currently known. Every change also lands in TradeVersion."""
@@ -109,7 +184,12 @@ class Trade(TradeFields):
 
     class Meta:
         ordering = ["-entry_date", "-id"]
-        indexes = [models.Index(fields=["portfolio", "status"], name="trade_portfolio_status_idx")]
+        indexes = [
+            models.Index(fields=["portfolio", "status"], name="trade_portfolio_status_idx"),
+            # The blotter: a portfolio's trades newest first, a page at a time; and one symbol's.
+            models.Index(fields=["portfolio", "-entry_date", "-id"], name="trade_blotter_idx"),
+            models.Index(fields=["portfolio", "symbol", "-entry_date", "-id"], name="trade_symbol_blotter_idx"),
+        ]
         constraints = [
             models.CheckConstraint(condition=Q(quantity__gt=0), name="trade_quantity_positive"),
             models.CheckConstraint(condition=Q(exit_date__isnull=True) | Q(exit_date__gte=models.F("entry_date")),
@@ -123,23 +203,81 @@ class Trade(TradeFields):
     def is_open(self):
         return self.status == TradeStatus.OPEN
 
+    @property
+    def open_quantity(self):
+        """Shares still open, on the entry's share basis."""
+        return self.quantity - self.closed_quantity
+
+
+class ChangeKind(models.TextChoices):
+    CREATED = "created", "Recorded"
+    IMPORTED = "imported", "Imported"
+    EDITED = "edited", "Edited"
+    CLOSED = "closed", "Exit recorded"
+    CANCELLED = "cancelled", "Cancelled"
+    CORRECTED = "corrected", "Corrected by an admin"
+
+
+class TradeVersionQuerySet(models.QuerySet):
+    def known_at(self, moment):
+        """The version of each trade that was current at `moment` (trades recorded later have none)."""
+        return self.filter(knowledge_time__lte=moment).filter(
+            Q(superseded_at__isnull=True) | Q(superseded_at__gt=moment))
+
 
 class TradeVersion(TradeFields):
-    """One version of a trade as it was known from `knowledge_time` until `superseded_at`."""
+    """One version of a trade as it was known from `knowledge_time` until `superseded_at`.
+
+    Rows are never edited, except that the next version stamps `superseded_at`; each carries its own
+    exits (TradeExit), so any version can be read back whole.
+    """
 
     trade = models.ForeignKey(Trade, on_delete=models.CASCADE, related_name="versions")
     version = models.PositiveIntegerField()
     knowledge_time = models.DateTimeField()
     superseded_at = models.DateTimeField(null=True, blank=True)
     changed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    change_kind = models.CharField(max_length=9, choices=ChangeKind.choices, default=ChangeKind.CREATED)
     change_reason = models.CharField(max_length=200, blank=True)
+
+    objects = TradeVersionQuerySet.as_manager()
 
     class Meta:
         ordering = ["trade", "version"]
         constraints = [models.UniqueConstraint(fields=["trade", "version"], name="tradeversion_uniq")]
+        indexes = [models.Index(fields=["knowledge_time"], name="tradeversion_known_idx")]
 
     def __str__(self):
         return f"{self.trade.trade_id} v{self.version}"
+
+    @property
+    def open_quantity(self):
+        return self.quantity - self.closed_quantity
+
+
+class TradeExit(models.Model):
+    """One exit leg of a trade version: shares sold (long) or bought back (short) on a day, as executed.
+
+    After a split the quantity and price are the post-split ones the broker reports; the journal undoes
+    the split when it compares them with the entry (docs/portfolio.md).
+    """
+
+    version = models.ForeignKey(TradeVersion, on_delete=models.CASCADE, related_name="exits")
+    date = models.DateField()
+    quantity = models.DecimalField(**MONEY)
+    price = models.DecimalField(**MONEY)
+    commission = models.DecimalField(**MONEY, default=0)
+
+    class Meta:
+        ordering = ["version", "date", "id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(quantity__gt=0), name="tradeexit_quantity_positive"),
+            models.CheckConstraint(condition=Q(price__gt=0), name="tradeexit_price_positive"),
+            models.CheckConstraint(condition=Q(commission__gte=0), name="tradeexit_commission_not_negative"),
+        ]
+
+    def __str__(self):
+        return f"{self.version} exit {self.date} {self.quantity} @ {self.price}"
 
 
 class PortfolioSnapshot(models.Model):
@@ -147,9 +285,13 @@ class PortfolioSnapshot(models.Model):
 
     portfolio = models.ForeignKey(Portfolio, on_delete=models.CASCADE, related_name="snapshots")
     date = models.DateField()
-    total_value = models.DecimalField(**MONEY)
-    cash = models.DecimalField(**MONEY)
-    invested = models.DecimalField(**MONEY)
+    total_value = models.DecimalField(**MONEY, null=True, blank=True, help_text="Cash + invested; empty when unvalued")
+    cash = models.DecimalField(**MONEY, null=True, blank=True)
+    invested = models.DecimalField(**MONEY, null=True, blank=True,
+                                   help_text="Market value of open positions (shorts negative)")
+    flows = models.DecimalField(**MONEY, default=0, help_text="Deposits less withdrawals counted on this day")
+    unvalued_reason = models.CharField(max_length=300, blank=True,
+                                       help_text="Why the day has no value (a missing FX rate or price)")
     daily_return = models.FloatField(null=True, blank=True, help_text="Time-weighted: flows are not gains")
     cumulative_return = models.FloatField(null=True, blank=True)
     volatility_21d = models.FloatField(null=True, blank=True, help_text="Annualised, ddof=1, x sqrt(252)")

@@ -137,7 +137,8 @@ CELERY_BEAT_SCHEDULE = schedules.beat_schedule()
 # screens marked daily run after each exchange's ingest (scanner.services.scan_daily).
 DAILY_PROVIDERS = env.mapping_("PARAKEET_DAILY_PROVIDERS", {"XNYS": "tiingo", "XASX": "yahoo"},
                                keys=("XASX", "XNYS"), values=("tiingo", "yahoo", "stooq"))
-DAILY_HOOKS = env.dotted_list_("PARAKEET_DAILY_HOOKS", ["scanner.services.scan_daily"])
+DAILY_HOOKS = env.dotted_list_("PARAKEET_DAILY_HOOKS", ["trades.daily.snapshot_portfolios",
+                                                       "scanner.services.scan_daily"])
 # How long a daily run waits for another run of the same exchange to finish before it gives up.
 DAILY_LOCK_WAIT_SECONDS = env.int_("PARAKEET_DAILY_LOCK_WAIT", 900, minimum=1)
 # The daily chain leaves out instruments without a bar in this many sessions (stopped trading, never

@@ -165,7 +165,7 @@ def test_the_daily_providers_default_and_accept_overrides(settings_from):
     assert settings_from()["DAILY_PROVIDERS"] == {"XNYS": "tiingo", "XASX": "yahoo"}
     s = settings_from(PARAKEET_DAILY_PROVIDERS=" xasx = Stooq ")
     assert s["DAILY_PROVIDERS"] == {"XNYS": "tiingo", "XASX": "stooq"}
-    assert settings_from()["DAILY_HOOKS"] == ["scanner.services.scan_daily"]
+    assert settings_from()["DAILY_HOOKS"] == ["trades.daily.snapshot_portfolios", "scanner.services.scan_daily"]
     hooks = settings_from(PARAKEET_DAILY_HOOKS="trades.services.snapshot_daily,scanner.services.scan_daily")
     assert hooks["DAILY_HOOKS"] == ["trades.services.snapshot_daily", "scanner.services.scan_daily"]
 

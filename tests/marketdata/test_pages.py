@@ -13,7 +13,9 @@ from tests.marketdata.test_charts import decode
 
 pytestmark = pytest.mark.django_db
 
-PAGES = ["/", "/instruments/", "/instruments/AAPL/", "/data/"]
+PAGES = ["/", "/instruments/", "/instruments/AAPL/", "/data/", "/data/overview/"]
+# The market-data overview (what loaded, how fresh, the ingest runs); "/" is the portfolio overview.
+MARKET_OVERVIEW = "/data/overview/"
 UTC = dt.timezone.utc
 
 
@@ -92,14 +94,20 @@ def test_the_admin_link_is_for_staff_only(client, alice, carol):
 
 def test_the_nav_links_every_page_and_the_api_docs(alice_client):
     body = text(alice_client.get("/"))
-    for href in ['href="/"', 'href="/instruments/"', 'href="/data/"', 'href="/api/v1/docs"']:
+    for href in ['href="/"', 'href="/trades/"', 'href="/instruments/"', 'href="/data/"', 'href="/api/v1/docs"']:
         assert href in body
+
+
+def test_the_data_page_links_to_the_market_overview(alice_client):
+    body = text(alice_client.get("/data/"))
+    assert f'href="{MARKET_OVERVIEW}"' in body
+    assert "Market data overview" in text(alice_client.get(MARKET_OVERVIEW))
 
 
 # --- overview ----------------------------------------------------------------------------------
 
 def test_the_overview_without_data_says_so_and_shows_the_command(alice_client):
-    response = alice_client.get("/")
+    response = alice_client.get(MARKET_OVERVIEW)
     assert response.status_code == 200
     assert "No market data yet" in text(response)
     assert "<code>python manage.py ingest --provider sample</code>" in text(response)
@@ -111,7 +119,7 @@ def test_the_overview_shows_coverage_and_calls_friday_current_on_monday(alice_cl
     make_bars("BHP", "XASX", [bar(dt.date(2024, 3, 8), 45.0)])
     flag(aapl, dt.date(2024, 3, 5), ZERO_PRICE)
     flag(aapl, dt.date(2024, 3, 6), NOT_A_SESSION, quarantined=True)
-    response = alice_client.get("/")
+    response = alice_client.get(MARKET_OVERVIEW)
     assert response.status_code == 200
     body = text(response)
     assert "No market data yet" not in body
@@ -130,7 +138,7 @@ def test_the_overview_shows_coverage_and_calls_friday_current_on_monday(alice_cl
 @time_machine.travel(dt.datetime(2024, 3, 13, 22, 0, tzinfo=UTC), tick=False)
 def test_the_overview_says_clearly_when_data_is_stale(alice_client, aapl):
     # Sessions closed after Fri 8 March by Wed 13 March 22:00 UTC: 11, 12 and 13 March = 3.
-    body = text(alice_client.get("/"))
+    body = text(alice_client.get(MARKET_OVERVIEW))
     assert "Stale data:" in body
     assert "Nasdaq ends 2024-03-08, 3 sessions behind" in body
     assert "stale: 3 sessions behind" in body
@@ -143,7 +151,7 @@ def test_the_overview_lists_ingest_runs_with_counts_duration_and_errors(alice_cl
     IngestRun.objects.filter(pk=run.pk).update(
         started_at=dt.datetime(2024, 3, 8, 21, 30, tzinfo=UTC), finished_at=dt.datetime(2024, 3, 8, 21, 30, 12, 500_000, tzinfo=UTC)
     )
-    body = text(alice_client.get("/"))
+    body = text(alice_client.get(MARKET_OVERVIEW))
     row = re.search(r"<tr>\s*<td class=\"muted\">%d</td>.*?</tr>" % run.pk, body, re.S).group(0)
     assert "csv" in row and "Partial success" in row
     assert "2024-03-08 21:30" in row and "12.5 s" in row  # 21:30:12.5 - 21:30:00
@@ -158,7 +166,7 @@ def test_the_overview_stays_within_its_query_budget(alice_client, make_bars, dja
         IngestRun.objects.create(provider="sample", status="success", errors=[f"e{i}"])
     # session, user, instruments per exchange, coverage per exchange, ingest runs, stale banner (cached)
     with django_assert_max_num_queries(6):
-        response = alice_client.get("/")
+        response = alice_client.get(MARKET_OVERVIEW)
     assert response.status_code == 200
     assert ">35</span>" in text(response)  # instruments card: 30 + 5
 

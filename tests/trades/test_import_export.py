@@ -1,0 +1,171 @@
+"""Trade files in (command and upload page: atomic, FIFO, row numbers) and CSV out (UTF-8 with a BOM)."""
+import csv
+import datetime as dt
+import io
+from decimal import Decimal
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import CommandError, call_command
+
+from marketdata.models import Instrument
+from tests.trades.conftest import API
+from trades import services
+from trades.models import CashMovement, ChangeKind, Trade, TradeVersion
+
+pytestmark = pytest.mark.django_db
+D = Decimal
+
+FIFO_FILE = """date,action,symbol,quantity,price,commission,amount,trade_id,strategy,notes
+2024-01-02,deposit,,,,,5000,,,top-up
+2024-01-02,buy,ACME,100,10,1,,LOT-A,momentum,first lot
+2024-01-03,buy,ACME,50,12,1,,LOT-B,momentum,
+2024-01-04,sell,ACME,120,15,12,,,,trim
+"""
+
+
+@pytest.fixture
+def acme(series):
+    return series("ACME", "XNYS", {dt.date(2024, 1, 2): 10.0, dt.date(2024, 1, 3): 12.0, dt.date(2024, 1, 4): 15.0,
+                                   dt.date(2024, 1, 5): 15.0})
+
+
+def write(tmp_path, text, name="trades.csv", encoding="utf-8"):
+    path = tmp_path / name
+    path.write_bytes(text.encode(encoding))
+    return path
+
+
+def test_a_sale_closes_the_oldest_lots_first(tmp_path, usd_book, acme):
+    out = io.StringIO()
+    call_command("import_trades", str(write(tmp_path, FIFO_FILE)), stdout=out)
+    assert "trades.csv: 4 rows into Alice US: 2 trades opened, 2 exits recorded, 1 cash movements" in out.getvalue()
+    a, b = Trade.objects.get(trade_id="LOT-A"), Trade.objects.get(trade_id="LOT-B")
+    # 120 sold: all 100 of LOT-A, then 20 of LOT-B; the 12.00 commission shared 10.00 / 2.00.
+    assert (a.status, a.closed_quantity, a.fees) == ("closed", D(100), D(11))
+    assert a.pnl == D(489)         # 100 x (15 - 10) - 10.00 (its share of the sale's fee) - 1.00 (entry)
+    assert (b.status, b.open_quantity) == ("open", D(30))
+    assert b.pnl == D("57.6")      # 20 x (15 - 12) - 2.00 - 1.00 x 20/50
+    assert (a.strategy_name, a.notes) == ("momentum", "first lot")
+    version = TradeVersion.objects.get(trade=a, version=2)
+    assert (version.change_kind, version.change_reason) == (ChangeKind.IMPORTED, "imported from trades.csv, row 5")
+    assert CashMovement.objects.get().amount == D(5000)
+
+
+@pytest.mark.parametrize(("line", "error"), [
+    ("2024-01-05,buy,ACME,ten,15,,,,,", "row 6: quantity: 'ten' is not a number"),
+    ("2024-01-05,bought,ACME,10,15,,,,,", "row 6: action: 'bought' is not one of buy, short, sell, cover, deposit, withdrawal"),
+    ("05/01/2024,buy,ACME,10,15,,,,,", "row 6: date: '05/01/2024' is not a date (YYYY-MM-DD)"),
+    ("2024-01-05,buy,,10,15,,,,,", "row 6: symbol: a buy needs a symbol"),
+    ("2024-01-05,buy,ACME,10,-15,,,,,", "row 6: price: -15 must be more than 0"),
+    ("2024-01-05,sell,ACME,31,15,,,,,", "row 6: quantity: 31 is more than the 30 open in long ACME on 2024-01-05"),
+    ("2024-01-06,buy,ACME,10,15,,,,,", "row 6: entry_date: Sat 2024-01-06 is not a XNYS session"),
+    ("2024-01-05,buy,NOPE,10,15,,,,,", "row 6: symbol: unknown symbol 'NOPE'"),
+    ("2024-01-05,deposit,,,,,,,,", "row 6: amount: missing"),
+])
+def test_a_bad_row_rejects_the_whole_file_naming_the_row(tmp_path, usd_book, acme, line, error):
+    path = write(tmp_path, FIFO_FILE + line + "\n")
+    with pytest.raises(CommandError) as caught:
+        call_command("import_trades", str(path), "--portfolio", "Alice US")
+    assert "trades.csv: rejected, nothing was imported" in str(caught.value)
+    assert error in str(caught.value)
+    assert not Trade.objects.exists() and not CashMovement.objects.exists()  # the good rows did not land either
+
+
+def test_the_file_may_come_from_excel_with_a_bom_and_other_headers(tmp_path, usd_book, acme):
+    text = "Date,Side,Ticker,Qty,Price,Brokerage\n2024-01-02,BUY,xnys:acme,10,10,0.5\n"
+    call_command("import_trades", str(write(tmp_path, text, encoding="utf-8-sig")))
+    trade = Trade.objects.get()
+    assert (trade.symbol, trade.quantity, trade.entry_commission) == ("ACME", D(10), D("0.5"))
+
+
+def test_the_command_names_what_is_missing(tmp_path, usd_book, bob_book, acme):
+    path = write(tmp_path, FIFO_FILE)
+    with pytest.raises(CommandError, match=r"several portfolios \(Alice US, Bob US\); pass --portfolio NAME"):
+        call_command("import_trades", str(path))
+    with pytest.raises(CommandError, match="--portfolio 'Nope': no such portfolio"):
+        call_command("import_trades", str(path), "--portfolio", "Nope")
+    with pytest.raises(CommandError, match="no-such.csv: no such file"):
+        call_command("import_trades", str(tmp_path / "no-such.csv"))
+    with pytest.raises(CommandError, match="row 1: the header has no 'action' column"):
+        call_command("import_trades", str(write(tmp_path, "date,symbol\n2024-01-02,ACME\n")), "--portfolio", "Bob US")
+    with pytest.raises(CommandError, match="the file is not UTF-8 text"):
+        call_command("import_trades", str(write(tmp_path, "date,action\n2024-01-02,buy Nestlé\n", encoding="latin-1")),
+                     "--portfolio", "Bob US")
+
+
+def test_the_upload_page_imports_or_shows_every_bad_row(alice_client, usd_book, acme):
+    page = alice_client.get("/trades/import/")
+    assert page.status_code == 200 and "<code>action</code>" in page.content.decode()
+    bad = FIFO_FILE + "2024-01-05,buy,ACME,ten,15,,,,,\n2024-01-05,buy,ACME,1,x,,,,,\n"
+    response = alice_client.post("/trades/import/", {"portfolio": usd_book.pk,
+                                                     "file": SimpleUploadedFile("mine.csv", bad.encode())})
+    body = response.content.decode()
+    assert response.status_code == 400
+    assert "mine.csv was rejected; nothing was imported." in body
+    assert "row 6: quantity: &#x27;ten&#x27; is not a number" in body and "row 7: price: &#x27;x&#x27; is not a number" in body
+    assert not Trade.objects.exists()
+    response = alice_client.post("/trades/import/", {"portfolio": usd_book.pk,
+                                                     "file": SimpleUploadedFile("mine.csv", FIFO_FILE.encode())})
+    assert response.status_code == 302 and response["Location"] == "/trades/?portfolio=Alice+US"
+    assert Trade.objects.count() == 2
+    assert TradeVersion.objects.filter(changed_by__username="alice", change_kind="imported").count() == 4
+
+
+def test_the_trade_export_opens_in_excel(api, alice, usd_book):
+    # PITFALLS BR-24: a note with é, en dash, euro sign and a curly apostrophe.
+    Instrument.objects.create(symbol="NESN.SW", exchange="XSWX", currency="CHF", name="Nestlé S.A.")
+    services.record_trade(portfolio=usd_book, user=alice, symbol="NESN.SW", quantity=10, entry_price="98.5",
+                          entry_date=dt.date(2024, 3, 8), notes="Nestlé – took profit at 105 €, didn’t add")
+    response = api.get(f"{API}/trades/export")
+    raw = b"".join(response.streaming_content)
+    assert response["Content-Type"] == "text/csv; charset=utf-8"
+    assert response["Content-Disposition"].startswith('attachment; filename="trades-')
+    assert raw.startswith(b"\xef\xbb\xbf")
+    for char, encoded in (("é", b"\xc3\xa9"), ("€", b"\xe2\x82\xac"), ("–", b"\xe2\x80\x93"), ("’", b"\xe2\x80\x99")):
+        assert encoded in raw, char
+    rows = list(csv.DictReader(io.StringIO(raw.decode("utf-8-sig"))))
+    assert list(rows[0])[0] == "date"  # no U+FEFF glued to the first header
+    assert (rows[0]["date"], rows[0]["symbol"], rows[0]["notes"]) == (
+        "2024-03-08", "NESN.SW", "Nestlé – took profit at 105 €, didn’t add")
+    # Without the BOM, Excel's Windows-1252 reading would be mojibake: the bytes say so.
+    assert "NestlÃ© â€“" in raw[3:].decode("cp1252", errors="replace")
+
+
+def test_the_snapshot_export_has_the_marks(api, alice, usd_book, acme):
+    services.record_trade(portfolio=usd_book, user=alice, symbol="ACME", quantity=100, entry_price="10",
+                          entry_date=dt.date(2024, 1, 2))
+    services.snapshot_portfolio(portfolio=usd_book)
+    response = api.get(f"{API}/portfolio/snapshots/export")
+    text = b"".join(response.streaming_content).decode("utf-8-sig")
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert [(r["date"], r["value"], r["cash"], r["invested"]) for r in rows] == [
+        ("2024-01-02", "10000", "9000", "1000"), ("2024-01-03", "10200", "9000", "1200"),
+        ("2024-01-04", "10500", "9000", "1500"), ("2024-01-05", "10500", "9000", "1500")]
+    assert float(rows[1]["daily_return"]) == pytest.approx(0.02)  # 10,200 / 10,000 - 1
+
+
+def test_the_export_follows_the_list_filters(api, alice, usd_book, acme):
+    for day in (dt.date(2024, 1, 2), dt.date(2024, 1, 4)):
+        services.record_trade(portfolio=usd_book, user=alice, symbol="ACME", quantity=1, entry_price="10",
+                              entry_date=day)
+    text = b"".join(api.get(f"{API}/trades/export?start=2024-01-03").streaming_content).decode("utf-8-sig")
+    assert [row["date"] for row in csv.DictReader(io.StringIO(text))] == ["2024-01-04"]
+
+
+def test_the_documented_example_file_imports(usd_book, make_bars):
+    from pathlib import Path
+
+    # The instruments of the demo's sample data (bokeh_sampledata: AAPL and MSFT on Nasdaq, IBM on the NYSE).
+    for symbol, exchange in (("AAPL", "XNAS"), ("MSFT", "XNAS"), ("IBM", "XNYS")):
+        make_bars(symbol, exchange, [])
+    services.update_portfolio(usd_book, inception_date=dt.date(2013, 1, 2))
+    example = Path(__file__).resolve().parents[2] / "docs" / "journal-example.csv"
+    out = io.StringIO()
+    call_command("import_trades", str(example), "--portfolio", "Alice US", stdout=out)
+    assert "8 rows into Alice US: 3 trades opened, 3 exits recorded, 2 cash movements" in out.getvalue()
+    aapl = Trade.objects.get(symbol="AAPL")
+    # 15 x (453.62 - 549.03) - 9.95 - 9.95 x 15/40 = -1,431.15 - 9.95 - 3.73125 = -1,444.83125.
+    assert (aapl.status, aapl.open_quantity, aapl.pnl) == ("open", D(25), D("-1444.83125"))
+    ibm = Trade.objects.get(symbol="IBM")
+    assert (ibm.direction, ibm.status, ibm.pnl) == ("short", "closed", D("-305.40"))  # 50 x -5.71 - 19.90

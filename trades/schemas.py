@@ -1,0 +1,298 @@
+"""What the journal and portfolio API reads and answers.
+
+Money and quantities are exact decimals, sent as JSON strings ("73.40", "2.5") and published as
+`type: string, format: decimal` (PITFALLS BR-22: a client that parses them gets the stored value, never
+73.40000000000003). Returns, ratios and rates are JSON numbers; an undefined one is null.
+"""
+import datetime as dt
+from decimal import Decimal
+from typing import Annotated, Any, Literal, Optional
+
+from ninja import Field, Schema
+from pydantic import BaseModel, PlainSerializer, WithJsonSchema, model_validator
+
+
+def money_text(value):
+    """A Decimal as text with at least two decimals and no trailing zeros beyond: 73.400000 -> '73.40'."""
+    text = format(Decimal(value).normalize(), "f")
+    whole, _, fraction = text.partition(".")
+    return f"{whole}.{fraction.ljust(2, '0')}"
+
+
+def quantity_text(value):
+    """A Decimal quantity as plain text without trailing zeros: 10.000000 -> '10', 2.500000 -> '2.5'."""
+    return format(Decimal(value).normalize(), "f")
+
+
+Money = Annotated[
+    Decimal, PlainSerializer(money_text, return_type=str),
+    WithJsonSchema({"type": "string", "format": "decimal", "examples": ["73.40"]}, mode="serialization"),
+]
+Quantity = Annotated[
+    Decimal, PlainSerializer(quantity_text, return_type=str),
+    WithJsonSchema({"type": "string", "format": "decimal", "examples": ["100", "2.5"]}, mode="serialization"),
+]
+# Knowledge times to the microsecond (Django's encoder would cut them to milliseconds, and a version's
+# knowledge_time sent back as `as_of` must find that version).
+Moment = Annotated[
+    dt.datetime, PlainSerializer(lambda moment: moment.isoformat(), return_type=str),
+    WithJsonSchema({"type": "string", "format": "date-time"}, mode="serialization"),
+]
+Sort = Literal["entry_date", "-entry_date", "exit_date", "-exit_date", "symbol", "-symbol", "quantity", "-quantity",
+               "pnl", "-pnl", "pnl_pct", "-pnl_pct", "pnl_base", "-pnl_base", "status", "-status", "id", "-id"]
+
+
+class ExitIn(Schema):
+    """One exit leg as executed (after a split: the post-split quantity and price the broker reports)."""
+
+    date: dt.date
+    quantity: Decimal = Field(gt=0)
+    price: Decimal = Field(gt=0)
+    commission: Decimal = Field(Decimal(0), ge=0)
+
+
+class TradeIn(Schema):
+    """POST /trades and PUT /trades/{id}: the whole trade.
+
+    Give `quantity`, or `target_weight` (a fraction of the book's equity on the entry date, turned into
+    whole shares at the entry price). Exits: the `exits` list, or the old single exit `exit_date` +
+    `exit_price` (+ `exit_commission`) closing the whole quantity.
+    """
+
+    portfolio: Optional[str] = Field(None, description="Portfolio name; may be left out when you have one")
+    symbol: str = Field(description="AAPL, XASX:BHP or BHP.AX")
+    direction: Literal["long", "short"] = "long"
+    quantity: Optional[Decimal] = Field(None, gt=0, description="Shares opened")
+    target_weight: Optional[float] = Field(None, ge=-1, le=1, description="Size from equity instead: 0.3 = 30%")
+    entry_date: dt.date
+    entry_price: Decimal = Field(gt=0)
+    entry_commission: Decimal = Field(Decimal(0), ge=0)
+    exits: Optional[list[ExitIn]] = None
+    exit_date: Optional[dt.date] = None
+    exit_price: Optional[Decimal] = Field(None, gt=0)
+    exit_commission: Decimal = Field(Decimal(0), ge=0)
+    strategy: str = ""
+    signal_ref: str = ""
+    notes: str = ""
+    trade_id: Optional[str] = Field(None, max_length=40, description="The desk's reference (made up when absent)")
+    reason: str = Field("", max_length=200, description="Why (kept in the history)")
+
+    @model_validator(mode="after")
+    def one_way_to_exit(self):
+        if self.exits is not None and (self.exit_date or self.exit_price):
+            raise ValueError("give `exits` or `exit_date` + `exit_price`, not both")
+        if bool(self.exit_date) != bool(self.exit_price):
+            raise ValueError("`exit_date` and `exit_price` go together")
+        return self
+
+
+class TradePatch(Schema):
+    """PATCH /trades/{id}: only the fields given change. `exit_date` + `exit_price` (+ `exit_quantity`,
+    default all still open, and `exit_commission`) record an exit, partial or whole; `exits` replaces the list."""
+
+    symbol: Optional[str] = None
+    direction: Optional[Literal["long", "short"]] = None
+    quantity: Optional[Decimal] = Field(None, gt=0)
+    entry_date: Optional[dt.date] = None
+    entry_price: Optional[Decimal] = Field(None, gt=0)
+    entry_commission: Optional[Decimal] = Field(None, ge=0)
+    exits: Optional[list[ExitIn]] = None
+    exit_date: Optional[dt.date] = None
+    exit_price: Optional[Decimal] = Field(None, gt=0)
+    exit_quantity: Optional[Decimal] = Field(None, gt=0)
+    exit_commission: Decimal = Field(Decimal(0), ge=0)
+    strategy: Optional[str] = None
+    signal_ref: Optional[str] = None
+    notes: Optional[str] = None
+    reason: str = Field("", max_length=200)
+
+    @model_validator(mode="after")
+    def one_way_to_exit(self):
+        if self.exits is not None and (self.exit_date or self.exit_price):
+            raise ValueError("give `exits` or `exit_date` + `exit_price`, not both")
+        if bool(self.exit_date) != bool(self.exit_price):
+            raise ValueError("`exit_date` and `exit_price` go together")
+        if self.exit_quantity is not None and not self.exit_date:
+            raise ValueError("`exit_quantity` needs `exit_date` and `exit_price`")
+        return self
+
+
+class CancelIn(Schema):
+    reason: str = Field("", max_length=200)
+
+
+# Plain pydantic models for the rows of a list, not ninja Schemas: the rows are dicts already, and a
+# Schema's attribute getter around each made a 100-trade page several times slower (as marketdata.schemas).
+class ExitOut(BaseModel):
+    date: dt.date
+    quantity: Quantity
+    price: Money
+    commission: Money
+
+
+class TradeOut(BaseModel):
+    """A trade as known (now, or at `as_of`). P&L is realised on the closed quantity, after every fee."""
+
+    id: int
+    trade_id: str
+    portfolio: str
+    version: int
+    symbol: str
+    exchange: str
+    instrument: str = Field(description="The unambiguous key, e.g. XASX:BHP")
+    currency: str = Field(description="The trade's currency: its instrument's")
+    base_currency: str = Field(description="The portfolio's currency, of pnl_base")
+    direction: str
+    status: str
+    quantity: Quantity
+    open_quantity: Quantity = Field(description="Entry shares still open (splits since the entry undone)")
+    entry_date: dt.date
+    entry_price: Money
+    entry_commission: Money
+    exits: list[ExitOut]
+    exit_date: Optional[dt.date] = Field(description="The last exit's date")
+    exit_price: Optional[Money] = Field(description="Average exit price, weighted by quantity")
+    fees: Money = Field(description="Commission on every leg")
+    pnl: Optional[Money] = Field(description="Realised P&L in the trade's currency, null before any exit")
+    pnl_pct: Optional[float] = Field(description="pnl / entry notional of the closed quantity (0.05 = 5%)")
+    pnl_base: Optional[Money] = Field(description="Realised P&L in the portfolio's currency, each leg at its day's rate")
+    pnl_base_missing: Optional[str] = Field(description="Why pnl_base is null although there are exits")
+    strategy: str
+    signal_ref: str
+    notes: str
+    event_time: Moment
+    knowledge_time: Moment = Field(description="When this version was recorded")
+
+
+class TradePage(Schema):
+    items: list[TradeOut]
+    count: int
+    as_of: Optional[Moment] = Field(description="The knowledge time answered for (null: now)")
+
+
+class VersionOut(TradeOut):
+    superseded_at: Optional[Moment]
+    change_kind: str = Field(description="created, imported, edited, closed, cancelled or corrected")
+    changed_by: Optional[str]
+    change_reason: str
+
+
+class PeriodOut(Schema):
+    since: Optional[dt.date] = Field(description="The close the period is measured from")
+    pnl: Optional[Money] = Field(description="Value change less deposits and withdrawals")
+    twr: Optional[float] = Field(description="Time-weighted return of the period")
+
+
+class PositionOut(Schema):
+    instrument: str
+    symbol: str
+    currency: str
+    direction: str
+    quantity: float = Field(description="Shares held today (splits since the entry applied)")
+    lots: int
+    average_price: Money = Field(description="Average entry price of the open lots, in the trade's currency")
+    price: Optional[float] = Field(description="Last close on or before the valuation day")
+    price_date: Optional[dt.date]
+    fx_rate: Optional[float] = Field(description="Trade currency -> base currency on the valuation day")
+    market_value: Optional[Money] = Field(description="In the base currency; shorts negative")
+    cost: Money = Field(description="Entry value of the open shares in the base currency at the entry rate: paid "
+                                    "for a long (commission added), received for a short (commission deducted)")
+    unrealised_pnl: Optional[Money]
+    unrealised_pct: Optional[float]
+    weight: Optional[float] = Field(description="Market value / portfolio value")
+
+
+class TradeBrief(Schema):
+    id: int
+    trade_id: str
+    symbol: str
+    exit_date: Optional[dt.date]
+    pnl_base: Money
+    pnl_pct: Optional[float]
+
+
+class SymbolPnl(Schema):
+    instrument: str
+    symbol: str
+    realised: Money
+    unrealised: Money
+    total: Money
+
+
+class MetricsOut(Schema):
+    values: dict[str, Optional[float]] = Field(
+        description="total_return, cagr, volatility, sharpe, sortino, max_drawdown, var_95, cvar_95, best_month, "
+                    "worst_month, calmar, win_rate, profit_factor (quant.metrics.summarize; docs/metrics.md)")
+    undefined: dict[str, str] = Field(description="Why a value is null")
+    drawdown_dates: dict[str, Optional[dt.date]]
+
+
+class SummaryOut(Schema):
+    portfolio: str
+    base_currency: str
+    inception_date: dt.date
+    valuation_date: Optional[dt.date] = Field(description="The last valued day the figures are for")
+    as_of: Optional[Moment] = Field(description="The knowledge time answered for (null: now)")
+    computed: str = Field(description="stored (the daily snapshots) or on_the_fly (as_of, or snapshots pending)")
+    snapshots_stale_from: Optional[dt.date]
+    starting_cash: Money
+    value: Optional[Money]
+    cash: Optional[Money]
+    invested: Optional[Money]
+    net_flows: Money = Field(description="Deposits less withdrawals so far")
+    income: Money = Field(description="Dividends and interest received less fees paid")
+    total_pnl: Optional[Money] = Field(description="value - starting_cash - net_flows")
+    total_return: Optional[float] = Field(description="Time-weighted, since the inception")
+    realised_pnl: Money
+    unrealised_pnl: Optional[Money]
+    day: PeriodOut
+    week: PeriodOut
+    month: PeriodOut
+    volatility_21d: Optional[float]
+    sharpe_21d: Optional[float]
+    open_positions: list[PositionOut]
+    trades_open: int
+    trades_closed: int
+    win_rate: Optional[float] = Field(description="Share of closed trades with pnl_base > 0")
+    best_trade: Optional[TradeBrief]
+    worst_trade: Optional[TradeBrief]
+    pnl_by_symbol: list[SymbolPnl]
+    metrics: MetricsOut
+    unvalued_days: int
+    unvalued_reason: Optional[str] = Field(description="Why the latest unvalued day has no value")
+
+
+class SnapshotOut(Schema):
+    date: dt.date
+    value: Optional[Money]
+    cash: Optional[Money]
+    invested: Optional[Money]
+    flows: Money
+    daily_return: Optional[float]
+    cumulative_return: Optional[float]
+    volatility_21d: Optional[float]
+    sharpe_21d: Optional[float]
+    unvalued_reason: Optional[str]
+
+
+class SnapshotsOut(Schema):
+    portfolio: str
+    base_currency: str
+    as_of: Optional[Moment]
+    computed: str
+    count: int
+    items: list[SnapshotOut]
+
+
+class Message(Schema):
+    detail: str
+
+
+class ValidationProblem(Schema):
+    type: str
+    loc: list[Any]
+    msg: str
+
+
+class ValidationErrorOut(Schema):
+    detail: list[ValidationProblem]

@@ -1,0 +1,78 @@
+"""Number formatting for the journal's pages: money, percentages, quantities, and the up/down colour."""
+from decimal import Decimal
+
+from django import template
+
+register = template.Library()
+DASH = "—"
+
+
+def _number(value):
+    if value is None or value == "":
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if number == number and abs(number) != float("inf") else None
+
+
+@register.filter
+def money(value, places=2):
+    """1234.5 -> '1,234.50'; None or NaN -> '—'."""
+    number = _number(value)
+    if number is None:
+        return DASH
+    return f"{number:,.{int(places)}f}"
+
+
+@register.filter
+def signed_money(value, places=2):
+    """+1,234.50 / -12.00 (a sign on gains too)."""
+    number = _number(value)
+    if number is None:
+        return DASH
+    return f"{number:+,.{int(places)}f}"
+
+
+@register.filter
+def pct(value, places=2):
+    """0.0123 -> '1.23%'; None -> '—'."""
+    number = _number(value)
+    if number is None:
+        return DASH
+    return f"{number * 100:,.{int(places)}f}%"
+
+
+@register.filter
+def signed_pct(value, places=2):
+    number = _number(value)
+    if number is None:
+        return DASH
+    return f"{number * 100:+,.{int(places)}f}%"
+
+
+@register.filter
+def qty(value):
+    """A quantity without trailing zeros, grouped: Decimal('1200.500000') -> '1,200.5'."""
+    if value is None or value == "":
+        return DASH
+    number = Decimal(str(value)).normalize()
+    whole, _, fraction = format(number, "f").partition(".")
+    grouped = f"{int(whole):,}" if whole not in ("-0",) else "-0"
+    return f"{grouped}.{fraction}" if fraction else grouped
+
+
+@register.filter
+def ratio(value, places=2):
+    number = _number(value)
+    return DASH if number is None else f"{number:,.{int(places)}f}"
+
+
+@register.filter
+def updown(value):
+    """CSS class for a signed number: 'up' above zero, 'down' below, '' otherwise."""
+    number = _number(value)
+    if number is None or number == 0:
+        return ""
+    return "up" if number > 0 else "down"
