@@ -500,6 +500,9 @@ def _size(portfolio, target_weight, price, day, direction):
         raise JournalError("target_weight", f"{target_weight!r} is not a number") from None
     if not -1.0 <= weight <= 1.0 or weight == 0:
         raise JournalError("target_weight", "must be a fraction of equity between -1 and 1, not 0")
+    if weight < 0 and direction != Direction.SHORT:
+        # Never turn a short target into a long trade silently (the direction defaults to long).
+        raise JournalError("target_weight", f"{weight:g} is a short target: send direction 'short' with it")
     if day is None:
         raise JournalError("entry_date", "a date is required")
     equity = equity_on(portfolio, day)

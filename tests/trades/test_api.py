@@ -130,6 +130,12 @@ def test_a_target_weight_below_one_share_is_refused_with_the_reason(api, alice, 
     assert body["quantity"] == "2"  # 300 / 120 = 2.5 -> 2 whole shares, cost 240.00
     short = trade(api, symbol="ACME", quantity=None, direction="short", target_weight=-0.30, entry_price="120")
     assert (short["direction"], short["quantity"]) == ("short", "2")  # -2.5 -> -2, toward zero
+    # A short target without the short direction is refused, never opened as a long.
+    response = post(api, "/trades", {"symbol": "ACME", "target_weight": -0.30, "entry_price": "120",
+                                     "entry_date": str(D1)})
+    assert response.status_code == 422
+    [problem] = response.json()["detail"]
+    assert problem["loc"][-1] == "target_weight" and "send direction 'short'" in problem["msg"]
 
 
 def test_a_fractional_quantity_is_kept_exactly(api, usd_book, acme):
