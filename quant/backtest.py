@@ -158,7 +158,7 @@ def run(targets: pd.DataFrame, close: pd.DataFrame, *, open_: pd.DataFrame | Non
     n_bars, n_names = close.shape
     px_close = close.to_numpy(dtype="float64", copy=True)
     px_close[~(px_close > 0)] = np.nan  # zero and negative prices are missing (BR-07)
-    mark = pd.DataFrame(px_close).ffill().to_numpy()
+    mark = _ffill(px_close)
     if config.fill == "open":
         px_fill = open_.reindex(index=dates, columns=names).to_numpy(dtype="float64", copy=True)
         px_fill[~(px_fill > 0)] = np.nan
@@ -239,7 +239,7 @@ def run(targets: pd.DataFrame, close: pd.DataFrame, *, open_: pd.DataFrame | Non
     cash_after = np.concatenate([[config.capital], cash_after])
     holdings = snapshots[which + 1]
     cash_series = cash_after[which + 1]
-    values = holdings * np.nan_to_num(mark)
+    values = holdings * np.where(np.isnan(mark), 0.0, mark)
     equity_series = cash_series + values.sum(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
         weights = np.where(equity_series[:, None] != 0, values / equity_series[:, None], 0.0)
@@ -251,14 +251,22 @@ def run(targets: pd.DataFrame, close: pd.DataFrame, *, open_: pd.DataFrame | Non
         equity=pd.Series(equity_series, index=dates, name="equity"),
         returns=pd.Series(daily, index=dates, name="returns"),
         cash=pd.Series(cash_series, index=dates, name="cash"),
-        holdings=pd.DataFrame(holdings, index=dates, columns=names),
-        weights=pd.DataFrame(weights, index=dates, columns=names),
+        holdings=pd.DataFrame(holdings, index=dates, columns=names, copy=False),
+        weights=pd.DataFrame(weights, index=dates, columns=names, copy=False),
         trades=_trades_frame(trade_parts, dates, all_names),
         round_trips=_trips_frame(trip_parts, dates, all_names),
         log=pd.DataFrame(log, columns=LOG_COLUMNS),
         traded_value=pd.Series(traded_value, index=dates, name="traded_value"),
         config=config,
     )
+
+
+def _ffill(values):
+    """Each column's last valid value at or before each row (NaN before the first), in numpy."""
+    rows = np.where(np.isnan(values), 0, np.arange(len(values))[:, None])
+    np.maximum.accumulate(rows, axis=0, out=rows)
+    filled = np.take_along_axis(values, rows, axis=0)
+    return filled
 
 
 def _round_trips(idx, before, after, flows, bar, open_flows, opened_at):
