@@ -81,3 +81,4 @@ api = ParakeetAPI(
     auth=api_auth,
 )
 api.add_router("/data/", "marketdata.api.router")
+api.add_router("/strategies", "strategies.api.router")

@@ -49,6 +49,7 @@ class Strategy:
     fn: object
     fields: tuple = ("close",)
     extra_symbols: object = field(default=lambda params: [])
+    warmup: bool = True  # decides with data from before the backtest's start (lookbacks, averages)
 
     def parse(self, values: dict | None) -> BaseModel:
         """The parameter model from user values (strings allowed); raises pydantic.ValidationError."""
@@ -64,7 +65,7 @@ class Strategy:
 CATALOG = {s.name: s for s in [
     Strategy("buy_and_hold", "Buy and hold",
              "Equal weights in every member with a price on the first day, never rebalanced: the benchmark.",
-             BuyAndHoldParams, buy_and_hold),
+             BuyAndHoldParams, buy_and_hold, warmup=False),
     Strategy("moving_average", "Moving-average trend",
              "Long each name while its fast average is above its slow one (crossover), or while its close is "
              "above its average (filter); flat otherwise. Each position is an equal slot of the equity.",
