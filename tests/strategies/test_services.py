@@ -103,15 +103,20 @@ def test_a_trend_started_mid_way_holds_what_the_strategy_already_held(desk, djan
 
 
 def test_whole_shares_log_orders_below_one_share(desk, django_capture_on_commit_callbacks):
-    # 1,000 of capital over 8 names of SP500:current: NVDA at ~$6 buys shares, but a $1,000 / 7 slot of nothing
-    # cheaper than the slot... AAPL (~$70 adjusted) buys 2; with 100 of capital most slots are below one share.
+    # 100 of capital over the 7 members of SP500:current: a slot of 100 / 7 = 14.29 per name, filled at the
+    # second bar's close. A name priced above 14.29 rounds to 0 shares: no order, "below one share" (BR-21).
     run = start(django_capture_on_commit_callbacks, strategy="buy_and_hold", universe="SP500:current", start=START,
                 end=END, engine={"capital": 100, "fractional": False, "commission_min": 0})
     assert run.status == "success", run.error
-    reasons = [entry["reason"] for entry in run.log]
-    assert reasons and all(r.startswith("below one share") for r in reasons)
+    fill = adjusted_closes(desk).loc["2014-01-03"].drop("XNYS:TSLA")
+    slot = 100 / 7
+    below = sorted(name for name, price in fill.items() if slot / price < 1)
+    assert below  # most of these names cost more than 14.29 a share
+    assert sorted(entry["name"] for entry in run.log) == below
+    assert all(entry["reason"].startswith("below one share") for entry in run.log)
     trades = services.read_artifact(run.trades_path)
-    assert (trades["shares"] == trades["shares"].round()).all()
+    expected = {name: np.floor(slot / price) for name, price in fill.items() if slot / price >= 1}
+    assert dict(zip(trades["name"], trades["shares"])) == pytest.approx(expected)
 
 
 @pytest.mark.parametrize("values, loc, message", [
