@@ -28,6 +28,7 @@ import pandas as pd
 from . import metrics
 
 WHOLE_SHARE_TOLERANCE = 1e-4
+FLAT = 1e300  # long_flat_returns: a flat bar's A = B, so large that subtracting a cost leaves it exact
 FILLS = ("open", "close")
 
 
@@ -72,32 +73,49 @@ class Config:
 
 @dataclass
 class Result:
-    """What a backtest produced; every frame is indexed by the price dates.
+    """What a backtest produced; every series and frame is indexed by the price dates.
 
     equity: end-of-bar equity (cash + shares x last valid close); returns: its simple daily returns (the
     first bar's measured from the capital); cash; holdings: shares (dates x names); weights: position
     value / equity; trades: one row per order; round_trips: closed positions with their P&L; log: orders
-    not placed and why; traded_value: gross notional traded per bar.
+    not placed and why; traded_value: gross notional traded per bar. holdings and weights are built
+    on first use (most callers never look at them).
     """
 
     equity: pd.Series
     returns: pd.Series
     cash: pd.Series
-    holdings: pd.DataFrame
-    weights: pd.DataFrame
     trades: pd.DataFrame
     round_trips: pd.DataFrame
     log: pd.DataFrame
     traded_value: pd.Series
     config: Config
+    shares: np.ndarray = field(repr=False, default=None)
+    values: np.ndarray = field(repr=False, default=None)
+    names: pd.Index = field(repr=False, default=None)
+
+    @property
+    def holdings(self):
+        return pd.DataFrame(self.shares, index=self.equity.index, columns=self.names, copy=False)
+
+    @property
+    def weights(self):
+        equity = self.equity.to_numpy()[:, None]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            weights = np.where(equity != 0, self.values / equity, 0.0)
+        return pd.DataFrame(weights, index=self.equity.index, columns=self.names, copy=False)
 
     @property
     def gross_exposure(self):
-        return self.weights.abs().sum(axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            gross = np.abs(self.values).sum(axis=1) / self.equity.to_numpy()
+        return pd.Series(np.where(np.isfinite(gross), gross, 0.0), index=self.equity.index, name="gross_exposure")
 
     @property
     def net_exposure(self):
-        return self.weights.sum(axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            net = self.values.sum(axis=1) / self.equity.to_numpy()
+        return pd.Series(np.where(np.isfinite(net), net, 0.0), index=self.equity.index, name="net_exposure")
 
     def turnover(self):
         """Annualised one-way turnover (metrics.turnover) on the equity at the end of the bar before."""
@@ -173,143 +191,167 @@ def run(targets: pd.DataFrame, close: pd.DataFrame, *, open_: pd.DataFrame | Non
     decided_at, exec_at = decided_at[~late], exec_at[~late]
     wanted = targets.reindex(columns=names).to_numpy(dtype="float64")[~late]
 
+    # Everything that does not depend on the path, for all events at once (events x names).
+    price = px_fill[exec_at]
+    priced = np.isfinite(price)
+    fallback = mark_before[exec_at] if config.fill == "open" else mark[exec_at]
+    # A name without a fill price is marked (and, if it must go, closed) at its last valid close.
+    value_at = np.where(priced, price, fallback)
+    value_at = np.where(np.isfinite(value_at), value_at, 0.0)
+    decide = np.isfinite(wanted)
+    tradable = decide & priced
+    exit_unpriced = decide & ~priced & (wanted == 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        per_equity = np.where(tradable, wanted / np.where(priced, price, 1.0), 0.0)  # shares per unit of equity
+
     costs = config.costs
     commission_rate, slippage_rate = costs.commission_bps / 1e4, costs.slippage_bps / 1e4
-    shares = np.zeros(n_names)
-    cash = config.capital
-    snapshots = np.zeros((len(exec_at), n_names))
-    cash_after = np.zeros(len(exec_at))
-    traded_value = np.zeros(n_bars)
-    trade_parts, trip_parts = [], []
-    # Round-trip bookkeeping per name: cash flows of the open position and the bar it opened on.
-    open_flows = np.zeros(n_names)
-    opened_at = np.full(n_names, -1)
-    all_names = np.asarray(names, dtype=object)
-
-    for k, (d, e, w) in enumerate(zip(decided_at, exec_at, wanted)):
-        price = px_fill[e]
-        priced = np.isfinite(price)
-        # A name without a fill price is marked (and, if it must go, closed) at its last valid close.
-        value_at = np.where(priced, price, mark_before[e] if config.fill == "open" else mark[e])
-        value_at = np.where(np.isfinite(value_at), value_at, 0.0)
-        equity = cash + float(shares @ value_at)
-        decide = np.isfinite(w)
-        desired = shares.copy()
-        tradable = decide & priced
-        with np.errstate(divide="ignore", invalid="ignore"):
-            desired[tradable] = w[tradable] * equity / price[tradable]
-        if not config.fractional:
-            raw = desired[tradable]
-            rounded = np.sign(raw) * np.floor(np.abs(raw) + WHOLE_SHARE_TOLERANCE)
-            small = (raw != 0) & (rounded == 0)
-            for i in np.flatnonzero(tradable)[small]:
-                log.append((dates[d], dates[e], names[i], f"below one share: target {desired[i]:.4f} shares"))
-            desired[tradable] = rounded
-        gone = decide & ~priced & (w == 0) & (shares != 0)
-        desired[gone] = 0.0
-        for i in np.flatnonzero(decide & ~priced & ~gone & ((w != 0) | (shares != 0))):
-            log.append((dates[d], dates[e], names[i], f"no price on {dates[e]:%Y-%m-%d}: not traded"))
-        for i in np.flatnonzero(gone):
-            log.append((dates[d], dates[e], names[i],
-                        f"no price on {dates[e]:%Y-%m-%d}: closed at the last valid close {value_at[i]:.6g}"))
-
+    minimum = costs.commission_min
+    n_events = len(exec_at)
+    snapshots = np.zeros((n_events + 1, n_names))  # row 0: the start, no shares; row k + 1: after event k
+    cash_after = np.empty(n_events + 1)
+    cash_after[0] = config.capital
+    raw_targets = np.zeros((n_events, n_names)) if not config.fractional else None
+    shares, cash = snapshots[0], config.capital
+    for k in range(n_events):
+        # The path-dependent part: size on this event's equity, pay the costs, move cash.
+        values = value_at[k]
+        equity = cash + float(shares @ values)
+        desired = np.where(tradable[k], per_equity[k] * equity, shares)
+        if raw_targets is not None:
+            raw_targets[k] = desired
+            desired = np.where(tradable[k], np.sign(desired) * np.floor(np.abs(desired) + WHOLE_SHARE_TOLERANCE), desired)
+        desired = np.where(exit_unpriced[k], 0.0, desired)
         order = desired - shares
-        hit = np.abs(order) > 1e-12
-        if hit.any():
-            px = value_at[hit]
-            qty = order[hit]
-            notional = np.abs(qty) * px
-            commission = np.maximum(costs.commission_min, commission_rate * notional)
-            slippage = slippage_rate * notional
-            flows = -qty * px - commission - slippage
-            cash += float(flows.sum())
-            traded_value[e] += float(notional.sum())
-            trade_parts.append((np.full(len(qty), e), np.full(len(qty), d), np.flatnonzero(hit), qty, px,
-                                px * (1 + np.sign(qty) * slippage_rate), notional, commission, slippage))
-            trip_parts.append(_round_trips(np.flatnonzero(hit), shares[hit], desired[hit], flows, e,
-                                           open_flows, opened_at))
-        shares = desired
-        snapshots[k] = shares
-        cash_after[k] = cash
+        notional = np.abs(order) * values
+        traded = np.abs(order) > 1e-12
+        if traded.any():
+            cost = np.maximum(minimum, commission_rate * notional) + slippage_rate * notional
+            cash -= float(order @ values) + float(cost[traded].sum())
+        snapshots[k + 1] = shares = desired
+        cash_after[k + 1] = cash
+
+    orders = np.diff(snapshots, axis=0)
+    event, column = np.nonzero(np.abs(orders) > 1e-12)
+    log += _event_log(dates, names, decided_at, exec_at, decide, priced, exit_unpriced, wanted, snapshots,
+                      value_at, raw_targets, tradable)
+    trades = _trades(event, column, orders, snapshots, value_at, exec_at, decided_at, costs)
+    traded_value = np.zeros(n_bars)
+    np.add.at(traded_value, exec_at[event], trades["notional"])
 
     # Holdings in force at the end of each bar: the snapshot of the latest event executed on or before it.
-    which = np.searchsorted(exec_at, np.arange(n_bars), side="right") - 1
-    # Row 0 is the start (no shares, all cash); event k's snapshot is row k + 1.
-    snapshots = np.vstack([np.zeros((1, n_names)), snapshots])
-    cash_after = np.concatenate([[config.capital], cash_after])
-    holdings = snapshots[which + 1]
-    cash_series = cash_after[which + 1]
+    which = np.searchsorted(exec_at, np.arange(n_bars), side="right")
+    holdings = snapshots[which]
+    cash_series = cash_after[which]
     values = holdings * np.where(np.isnan(mark), 0.0, mark)
     equity_series = cash_series + values.sum(axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        weights = np.where(equity_series[:, None] != 0, values / equity_series[:, None], 0.0)
     previous = np.concatenate([[config.capital], equity_series[:-1]])
     with np.errstate(divide="ignore", invalid="ignore"):
         daily = np.where(previous != 0, equity_series / previous - 1.0, np.nan)
 
+    all_names = np.asarray(names, dtype=object)
     return Result(
         equity=pd.Series(equity_series, index=dates, name="equity"),
         returns=pd.Series(daily, index=dates, name="returns"),
         cash=pd.Series(cash_series, index=dates, name="cash"),
-        holdings=pd.DataFrame(holdings, index=dates, columns=names, copy=False),
-        weights=pd.DataFrame(weights, index=dates, columns=names, copy=False),
-        trades=_trades_frame(trade_parts, dates, all_names),
-        round_trips=_trips_frame(trip_parts, dates, all_names),
+        trades=_trades_frame(trades, dates, all_names),
+        round_trips=_round_trips(trades, dates, all_names),
         log=pd.DataFrame(log, columns=LOG_COLUMNS),
         traded_value=pd.Series(traded_value, index=dates, name="traded_value"),
-        config=config,
+        config=config, shares=holdings, values=values, names=names,
     )
 
 
+def _trades(event, column, orders, snapshots, value_at, exec_at, decided_at, costs):
+    """Every order as arrays (event order, then column): bars, shares before and after, prices, costs, flows."""
+    qty = orders[event, column]
+    px = value_at[event, column]
+    notional = np.abs(qty) * px
+    commission = np.maximum(costs.commission_min, costs.commission_bps / 1e4 * notional)
+    slippage = costs.slippage_bps / 1e4 * notional
+    return {
+        "bar": exec_at[event], "decided": decided_at[event], "column": column, "shares": qty, "price": px,
+        "fill_price": px * (1 + np.sign(qty) * costs.slippage_bps / 1e4), "notional": notional,
+        "commission": commission, "slippage": slippage, "flow": -qty * px - commission - slippage,
+        "before": snapshots[event, column], "after": snapshots[event + 1, column],
+    }
+
+
+def _event_log(dates, names, decided_at, exec_at, decide, priced, exit_unpriced, wanted, snapshots, value_at,
+               raw_targets, tradable):
+    """Orders not placed, and unpriced exits, with their reasons, in event order."""
+    held = snapshots[:-1]
+    entries = []
+    if raw_targets is not None:
+        for k, i in zip(*np.nonzero(tradable & (raw_targets != 0) & (np.abs(raw_targets) + WHOLE_SHARE_TOLERANCE < 1))):
+            entries.append((k, i, f"below one share: target {raw_targets[k, i]:.4f} shares"))
+    stuck = decide & ~priced & ~(exit_unpriced & (held != 0)) & ((wanted != 0) | (held != 0))
+    for k, i in zip(*np.nonzero(stuck)):
+        entries.append((k, i, f"no price on {dates[exec_at[k]]:%Y-%m-%d}: not traded"))
+    for k, i in zip(*np.nonzero(exit_unpriced & (held != 0))):
+        entries.append((k, i, f"no price on {dates[exec_at[k]]:%Y-%m-%d}: closed at the last valid close "
+                              f"{value_at[k, i]:.6g}"))
+    entries.sort(key=lambda entry: (entry[0], entry[1]))
+    return [(dates[decided_at[k]], dates[exec_at[k]], names[i], reason) for k, i, reason in entries]
+
+
 def _ffill(values):
-    """Each column's last valid value at or before each row (NaN before the first), in numpy."""
-    rows = np.where(np.isnan(values), 0, np.arange(len(values))[:, None])
+    """Each column's last valid value at or before each row (NaN before the first), in numpy.
+
+    Only the columns with a gap after their first value need filling (a late listing's leading NaNs
+    are already what a forward fill gives), so those alone are filled: on a 504-name panel that is a
+    handful of columns instead of a pass over every cell.
+    """
+    missing = np.isnan(values)
+    count = missing.sum(axis=0)
+    leading = np.where(count < len(values), np.argmin(missing, axis=0), len(values))
+    gaps = np.flatnonzero(count > leading)
+    if not len(gaps):
+        return values
+    filled = values.copy()
+    part = values[:, gaps]
+    rows = np.where(np.isnan(part), 0, np.arange(len(values))[:, None])
     np.maximum.accumulate(rows, axis=0, out=rows)
-    filled = np.take_along_axis(values, rows, axis=0)
+    filled[:, gaps] = np.take_along_axis(part, rows, axis=0)
     return filled
 
 
-def _round_trips(idx, before, after, flows, bar, open_flows, opened_at):
-    """Book one event's cash flows into open positions; return the round trips it closed.
+def _round_trips(trades, dates, names):
+    """Closed positions from flat to flat, per name, with the sum of their cash flows (costs included).
 
-    A flip (long to short or back) closes the old position with the share of the flows of its size
-    and opens the new one with the rest.
+    A flip (long to short or back) closes the old position with the share of the order's flows of its
+    size and opens the new one with the rest. Computed from the orders after the fact, all names at once.
     """
-    total = np.abs(after - before)
+    order = np.argsort(trades["column"], kind="stable")  # per name, in event order
+    before, after = trades["before"][order], trades["after"][order]
+    flows, bars, column = trades["flow"][order], trades["bar"][order], trades["column"][order]
     closing = (before != 0) & ((after == 0) | (np.sign(after) != np.sign(before)))
-    share_closing = np.where(closing, np.minimum(np.abs(before) / np.where(total > 0, total, 1.0), 1.0), 0.0)
-    close_flow = flows * share_closing
-    rest = flows - close_flow
-    names = idx[closing]
-    pnl = open_flows[names] + close_flow[closing]
-    trips = (names, opened_at[names].copy(), np.full(len(names), bar), np.sign(before[closing]), pnl)
-    open_flows[names] = 0.0
     opening = (after != 0) & ((before == 0) | closing)
-    opened_at[idx[opening]] = bar
-    open_flows[idx] += np.where(closing & ~opening, 0.0, rest)
-    opened_at[idx[(after == 0)]] = -1
-    return trips
-
-
-def _trades_frame(parts, dates, names):
-    if not parts:
-        return pd.DataFrame({c: pd.Series(dtype="datetime64[s]" if c in ("date", "decided") else
-                                          (object if c == "name" else "float64")) for c in TRADE_COLUMNS})
-    e, d, i, qty, px, fill, notional, commission, slippage = (np.concatenate(p) for p in zip(*parts))
+    size = np.abs(after - before)
+    closing_share = np.where(closing, np.minimum(np.abs(before) / np.where(size > 0, size, 1.0), 1.0), 0.0)
+    close_flow = flows * closing_share
+    # Episode ids: the position after each order, and the one it traded out of (ids never span two names,
+    # because a name's first order opens a new one).
+    episode_after = np.cumsum(opening)
+    episode_before = episode_after - opening
+    pnl = np.zeros(episode_after[-1] + 1 if len(episode_after) else 1)
+    np.add.at(pnl, episode_before, close_flow)
+    np.add.at(pnl, np.where(opening, episode_after, episode_before), flows - close_flow)
+    opened_bar = np.zeros(len(pnl), dtype=np.int64)
+    opened_bar[episode_after[opening]] = bars[opening]
+    closed = episode_before[closing]
     return pd.DataFrame({
-        "date": dates[e], "decided": dates[d], "name": names[i], "shares": qty, "price": px, "fill_price": fill,
-        "notional": notional, "commission": commission, "slippage": slippage, "cost": commission + slippage,
+        "name": names[column[closing]], "opened": dates[opened_bar[closed]], "closed": dates[bars[closing]],
+        "side": np.where(before[closing] > 0, "long", "short"), "pnl": pnl[closed],
     })
 
 
-def _trips_frame(parts, dates, names):
-    if not parts or not sum(len(p[0]) for p in parts):
-        return pd.DataFrame({"name": pd.Series(dtype=object), "opened": pd.Series(dtype="datetime64[s]"),
-                             "closed": pd.Series(dtype="datetime64[s]"), "side": pd.Series(dtype="float64"),
-                             "pnl": pd.Series(dtype="float64")})
-    i, opened, closed, side, pnl = (np.concatenate(p) for p in zip(*parts))
-    return pd.DataFrame({"name": names[i], "opened": dates[opened], "closed": dates[closed],
-                         "side": np.where(side > 0, "long", "short"), "pnl": pnl})
+def _trades_frame(trades, dates, names):
+    return pd.DataFrame({
+        "date": dates[trades["bar"]], "decided": dates[trades["decided"]], "name": names[trades["column"]],
+        **{key: trades[key] for key in ("shares", "price", "fill_price", "notional", "commission", "slippage")},
+        "cost": trades["commission"] + trades["slippage"],
+    })
 
 
 def _checked(targets, close, open_, config):
@@ -348,21 +390,30 @@ def long_flat_returns(positions: np.ndarray, close: np.ndarray, *, fill_prices: 
     entered at p_e and left at p_x grows equity by (p_x / p_e)(1 - c) - c, and while it is open equity
     is E_entry x (close / p_e - c).
     """
-    pos = np.asarray(positions, dtype=bool)
+    # Column-major: every pass below runs down one book's bars in contiguous memory.
+    pos = np.asfortranarray(positions, dtype=bool)
     close = np.asarray(close, dtype="float64")
     fill = close if fill_prices is None else np.asarray(fill_prices, dtype="float64")
-    n_bars = pos.shape[0]
-    previous = np.vstack([np.zeros((1, pos.shape[1]), dtype=bool), pos[:-1]])
-    entry = pos & ~previous
-    exit_ = ~pos & previous
-    rows = np.arange(n_bars)[:, None]
-    # The bar each open position was entered on: the running maximum of entry bars.
-    entered = np.maximum.accumulate(np.where(entry, rows, -1), axis=0)
-    entry_price = fill[np.maximum(entered, 0)]
-    # Each exit multiplies equity by its round trip's growth; held bars scale the entry equity.
-    before_exit = np.vstack([entry_price[:1], entry_price[:-1]])
-    growth = np.where(exit_, (fill[:, None] / before_exit) * (1.0 - cost_rate) - cost_rate, 1.0)
-    banked = np.cumprod(growth, axis=0)
-    equity = np.where(pos, banked * (close[:, None] / entry_price - cost_rate), banked)
-    start = np.ones((1, pos.shape[1]))
-    return equity / np.vstack([start, equity[:-1]]) - 1.0
+    c = cost_rate
+    n_bars = len(pos)
+    # State of each book on each bar: 2 x held now + held the bar before (0 flat, 1 left, 2 entered, 3 held).
+    state = pos.view(np.int8) * np.int8(2)
+    state[1:] += pos[:-1].view(np.int8)
+    # The bar each open position was entered on (a running maximum of entry bars) and c x its entry price.
+    entered = np.where(state == 2, np.arange(n_bars, dtype=np.int32)[:, None], np.int32(0))
+    np.maximum.accumulate(entered, axis=0, out=entered)
+    cost_at_entry = fill[entered]
+    cost_at_entry *= c
+    # Every state's growth as (A - c p_e) / (B - c p_e), A and B per bar from a small table:
+    # held (close_t - c p_e) / (close_t-1 - c p_e); left at p_t (p_t (1 - c) - c p_e) / (close_t-1 - c p_e);
+    # entered at p_t (p_e = p_t): (close_t - c p_t) / p_t; flat: FLAT / FLAT = 1 (c p_e vanishes beside FLAT).
+    previous = np.concatenate([[np.nan], close[:-1]])
+    flat = np.full(n_bars, FLAT)
+    top = np.column_stack([flat, fill * (1.0 - c), close, close])
+    bottom = np.column_stack([flat, previous, fill * (1.0 + c), previous])
+    bars = np.arange(n_bars)[:, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = top[bars, state] - cost_at_entry
+        out /= bottom[bars, state] - cost_at_entry
+    out -= 1.0
+    return out

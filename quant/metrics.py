@@ -358,9 +358,21 @@ def sharpe_by_column(returns, risk_free=0.0, periods_per_year=TRADING_DAYS):
     fewer than 2 returns or zero volatility.
     """
     frame = pd.DataFrame(returns, dtype="float64")
-    values = frame.to_numpy(copy=True)
-    values[~np.isfinite(values)] = np.nan
-    excess = values - per_period_rate(risk_free, periods_per_year)
+    values = frame.to_numpy()
+    rate = per_period_rate(risk_free, periods_per_year)
+    count = len(values)
+    total = values.sum(axis=0)
+    if count >= 2 and np.isfinite(total).all():
+        # The common case: no missing or infinite return (either would make its column's sum non-finite).
+        # Two passes (mean, then squared deviations) as std(ddof=1) computes it, without a NaN mask.
+        mean = total / count
+        deviation = values - mean
+        std = np.sqrt(np.einsum("ij,ij->j", deviation, deviation) / (count - 1))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(std > 1e-15, (mean - rate) / std * math.sqrt(periods_per_year), np.nan)
+        return pd.Series(ratio, index=frame.columns, name="sharpe")
+    excess = values - rate
+    excess[~np.isfinite(excess)] = np.nan
     count = np.sum(~np.isnan(excess), axis=0)
     with np.errstate(divide="ignore", invalid="ignore"):
         mean = np.nansum(excess, axis=0) / count

@@ -69,10 +69,15 @@ def crossover_positions(close: np.ndarray, pairs, *, mode: str = "crossover", de
             averages[window] = out
         return averages[window]
 
-    fast = np.column_stack([close if mode == "filter" else average(f) for f, _ in pairs])
-    slow = np.column_stack([average(s) for _, s in pairs])
-    with np.errstate(invalid="ignore"):
-        signal = fast > slow
-    held = np.zeros_like(signal)
-    held[delay:] = signal[:-delay]
+    held = np.zeros((n, len(pairs)), dtype=bool, order="F")  # column-major, as long_flat_returns reads it
+    # One broadcast comparison per distinct fast window (a grid of pairs shares them).
+    by_fast = {}
+    for j, (fast, slow) in enumerate(pairs):
+        by_fast.setdefault(None if mode == "filter" else fast, []).append((j, slow))
+    for fast, members in by_fast.items():
+        columns = [j for j, _ in members]
+        quick = close if fast is None else average(fast)
+        slow = np.column_stack([average(s) for _, s in members])
+        with np.errstate(invalid="ignore"):
+            held[delay:, columns] = quick[:-delay, None] > slow[:-delay]
     return held
