@@ -11,7 +11,6 @@ import functools
 import io
 import itertools
 import math
-import os
 import subprocess
 import time
 from dataclasses import dataclass
@@ -408,9 +407,10 @@ def read_artifact(key) -> pd.DataFrame:
 
 @functools.lru_cache(maxsize=1)
 def code_version():
-    """The git commit Parakeet runs from: PARAKEET_CODE_VERSION, else `git rev-parse HEAD`, else ''."""
-    if os.environ.get("PARAKEET_CODE_VERSION"):
-        return os.environ["PARAKEET_CODE_VERSION"][:64]
+    """The git commit Parakeet runs from: settings.CODE_VERSION (PARAKEET_CODE_VERSION), else `git rev-parse
+    HEAD`, else ''."""
+    if settings.CODE_VERSION:
+        return settings.CODE_VERSION[:64]
     try:
         done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=settings.BASE_DIR, capture_output=True, text=True,
                               timeout=5, check=False)
