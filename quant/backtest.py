@@ -171,7 +171,7 @@ def run(targets: pd.DataFrame, close: pd.DataFrame, *, open_: pd.DataFrame | Non
     Raises BacktestError naming the problem.
     """
     config = config or Config()
-    close, targets = _checked(targets, close, open_, config)
+    decided_at, wanted = _checked(targets, close, open_, config)
     dates, names = close.index, close.columns
     n_bars, n_names = close.shape
     px_close = close.to_numpy(dtype="float64", copy=True)
@@ -184,12 +184,10 @@ def run(targets: pd.DataFrame, close: pd.DataFrame, *, open_: pd.DataFrame | Non
     else:
         px_fill, mark_before = px_close, mark
 
-    decided_at = dates.get_indexer(targets.index)
     exec_at = decided_at + config.delay
     late = exec_at >= n_bars
     log = [(dates[d], None, "*", f"executes after the last bar {dates[-1]:%Y-%m-%d}") for d in decided_at[late]]
-    decided_at, exec_at = decided_at[~late], exec_at[~late]
-    wanted = targets.reindex(columns=names).to_numpy(dtype="float64")[~late]
+    decided_at, exec_at, wanted = decided_at[~late], exec_at[~late], wanted[~late]
 
     # Everything that does not depend on the path, for all events at once (events x names).
     price = px_fill[exec_at]
@@ -249,13 +247,12 @@ def run(targets: pd.DataFrame, close: pd.DataFrame, *, open_: pd.DataFrame | Non
     with np.errstate(divide="ignore", invalid="ignore"):
         daily = np.where(previous != 0, equity_series / previous - 1.0, np.nan)
 
-    all_names = np.asarray(names, dtype=object)
     return Result(
         equity=pd.Series(equity_series, index=dates, name="equity"),
         returns=pd.Series(daily, index=dates, name="returns"),
         cash=pd.Series(cash_series, index=dates, name="cash"),
-        trades=_trades_frame(trades, dates, all_names),
-        round_trips=_round_trips(trades, dates, all_names),
+        trades=_trades_frame(trades, dates, names),
+        round_trips=_round_trips(trades, dates, names),
         log=pd.DataFrame(log, columns=LOG_COLUMNS),
         traded_value=pd.Series(traded_value, index=dates, name="traded_value"),
         config=config, shares=holdings, values=values, names=names,
@@ -341,40 +338,52 @@ def _round_trips(trades, dates, names):
     opened_bar[episode_after[opening]] = bars[opening]
     closed = episode_before[closing]
     return pd.DataFrame({
-        "name": names[column[closing]], "opened": dates[opened_bar[closed]], "closed": dates[bars[closing]],
+        "name": _names(column[closing], names), "opened": dates[opened_bar[closed]], "closed": dates[bars[closing]],
         "side": np.where(before[closing] > 0, "long", "short"), "pnl": pnl[closed],
     })
 
 
+def _names(columns, names):
+    """Instrument names of column positions as a categorical (no Python string per row)."""
+    return pd.Categorical.from_codes(columns, categories=pd.Index(names))
+
+
 def _trades_frame(trades, dates, names):
     return pd.DataFrame({
-        "date": dates[trades["bar"]], "decided": dates[trades["decided"]], "name": names[trades["column"]],
+        "date": dates[trades["bar"]], "decided": dates[trades["decided"]], "name": _names(trades["column"], names),
         **{key: trades[key] for key in ("shares", "price", "fill_price", "notional", "commission", "slippage")},
         "cost": trades["commission"] + trades["slippage"],
     })
 
 
 def _checked(targets, close, open_, config):
+    """(decision bar positions, targets as a decisions x close-columns float array); BacktestError naming the problem."""
     if not isinstance(close, pd.DataFrame) or not isinstance(close.index, pd.DatetimeIndex):
         raise BacktestError("close must be a DataFrame indexed by date")
     if not close.index.is_monotonic_increasing or close.index.has_duplicates:
         raise BacktestError("close's dates must be sorted and unique")
     if config.fill == "open" and open_ is None:
         raise BacktestError("fill='open' needs the opens (open_)")
-    targets = pd.DataFrame(targets)
-    unknown = targets.columns.difference(close.columns)
-    if len(unknown):
+    if not isinstance(targets, pd.DataFrame):
+        targets = pd.DataFrame(targets)
+    columns = close.columns.get_indexer(targets.columns)
+    if (columns < 0).any():
+        unknown = targets.columns[columns < 0]
         raise BacktestError(f"targets name instruments without prices: {', '.join(map(str, unknown[:5]))}")
-    missing = targets.index.difference(close.index)
-    if len(missing):
-        raise BacktestError(f"target date {missing[0]:%Y-%m-%d} is not a price date")
-    targets = targets.sort_index()
-    if targets.index.has_duplicates:
-        raise BacktestError("targets have two rows for one date")
-    bad = ~np.isfinite(targets.to_numpy(dtype="float64")) & targets.notna().to_numpy()
-    if bad.any():
+    rows = close.index.get_indexer(targets.index)
+    if (rows < 0).any():
+        raise BacktestError(f"target date {targets.index[rows < 0][0]:%Y-%m-%d} is not a price date")
+    values = targets.to_numpy(dtype="float64")
+    if (np.diff(rows) <= 0).any():
+        order = np.argsort(rows, kind="stable")
+        rows, values = rows[order], values[order]
+        if (np.diff(rows) == 0).any():
+            raise BacktestError("targets have two rows for one date")
+    if np.isinf(values).any():
         raise BacktestError("a target weight is infinite")
-    return close, targets
+    wanted = np.full((len(rows), close.shape[1]), np.nan)
+    wanted[:, columns] = values
+    return rows, wanted
 
 
 def long_flat_returns(positions: np.ndarray, close: np.ndarray, *, fill_prices: np.ndarray | None = None,

@@ -75,6 +75,7 @@ class UniverseData:
     first: pd.Timestamp
     survivorship_biased: bool
     note: str
+    extra: tuple = ()  # columns loaded for the strategy but outside the universe (dual momentum's defensive asset)
 
 
 # --- requests ------------------------------------------------------------------------------------------
@@ -239,7 +240,8 @@ def load_universe(request: Request) -> UniverseData:
         raise BacktestRequestError(["start"], f"fewer than two sessions with prices in {request.start}..{request.end}")
     market = strategies.Market(close=close, open=frames.get("open"), high=frames.get("high"), low=frames.get("low"),
                                volume=frames.get("volume"), members=members)
-    return UniverseData(market, after[0], biased, note)
+    extra_keys = tuple(keys[pk] for pk in extra if pk not in ids)
+    return UniverseData(market, after[0], biased, note, extra_keys)
 
 
 def from_start(targets: pd.DataFrame, first: pd.Timestamp) -> pd.DataFrame:
@@ -340,9 +342,12 @@ def _simulate(request, data, timings):
     result = backtest.run(targets, close, open_=opens, config=config)
     timings["engine"] = time.perf_counter() - began
     began = time.perf_counter()
-    held = strategies.Market(close=close, members=None if market.members is None else market.members.loc[first:])
+    # The benchmark holds the universe only, not an asset the strategy brought along (a defensive ETF).
+    universe = close.drop(columns=list(data.extra))
+    held = strategies.Market(close=universe,
+                             members=None if market.members is None else market.members.loc[first:, universe.columns])
     bench_targets = strategies.get("buy_and_hold").targets(held, strategies.get("buy_and_hold").parse({}))
-    benchmark = backtest.run(bench_targets, close, open_=opens, config=config)
+    benchmark = backtest.run(bench_targets, universe, open_=opens, config=config)
     timings["benchmark"] = time.perf_counter() - began
     began = time.perf_counter()
     delayed = backtest.run(targets, close, open_=opens, config=engine_config(request.engine, delay=2))

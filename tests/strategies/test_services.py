@@ -158,3 +158,19 @@ def test_from_start_carries_the_held_state_onto_the_first_bar():
     # On the start bar: A still 0.5 (its last target), B 0.25; A's exit on day 3 follows.
     assert out.loc[days[2]].tolist() == [0.5, 0.25]
     assert out.loc[days[3], "A"] == 0.0 and np.isnan(out.loc[days[3], "B"])
+
+
+def test_dual_momentum_brings_its_defensive_asset_but_the_benchmark_holds_the_universe(
+        desk, django_capture_on_commit_callbacks):
+    # JNJ is the defensive asset of a universe of AAPL and NVDA: traded by the strategy, not in the benchmark.
+    run = start(django_capture_on_commit_callbacks, strategy="dual_momentum", universe="AAPL,NVDA",
+                params={"lookback_months": 3, "defensive": "JNJ", "absolute_threshold": 0.05}, start=START, end=END)
+    assert run.status == "success", run.error
+    trades = services.read_artifact(run.trades_path)
+    assert "XNYS:JNJ" in set(trades["name"])
+    equity = services.read_artifact(run.equity_path)
+    close = adjusted_closes(desk)[["XNYS:AAPL", "XNYS:NVDA"]].loc[pd.Timestamp(START):pd.Timestamp(END)]
+    # Half of 100,000 in each at the second bar's close, 5 bps commission and 5 bps slippage on 50,000 each.
+    shares = 50_000 / close.iloc[1]
+    expected = (shares * close.iloc[-1]).sum() - 2 * (25.0 + 25.0)
+    assert equity["benchmark_equity"].iloc[-1] == pytest.approx(expected, rel=1e-12)
