@@ -39,12 +39,15 @@ def equity_figure(dates, equity, benchmark=None, *, title="Equity"):
         fig.add_trace(go.Scatter(x=_x(dates), y=np.asarray(benchmark, dtype="float64"), mode="lines",
                                  name="Benchmark (equal-weight buy and hold)", line={"color": BENCHMARK, "width": 1.4}))
     fig.update_layout(updatemenus=[{
-        "type": "buttons", "direction": "right", "x": 1.0, "xanchor": "right", "y": 1.12, "yanchor": "bottom",
+        "type": "buttons", "direction": "right", "x": 1.0, "xanchor": "right", "y": 1.0, "yanchor": "bottom",
+        "pad": {"b": 4},
         "showactive": True, "buttons": [
             {"label": "Linear", "method": "relayout", "args": [{"yaxis.type": "linear"}]},
             {"label": "Log", "method": "relayout", "args": [{"yaxis.type": "log"}]},
         ]}])
-    return _layout(fig, title, y_title="Equity")
+    _layout(fig, title, y_title="Equity")
+    fig.update_layout(margin={"t": 76})  # room for the Linear / Log buttons under the mode bar
+    return fig
 
 
 def drawdown_figure(dates, returns, benchmark_returns=None, *, title="Drawdown"):

@@ -149,6 +149,15 @@ def data_span():
     return (min(firsts), max(lasts)) if firsts else (None, None)
 
 
+def default_universe():
+    """What the forms offer first: SP500 when it is loaded, else the first few symbols with prices."""
+    codes = universes.known_codes()
+    if codes:
+        return "SP500" if "SP500" in codes else codes[0]
+    keys = sorted(_panel_keys().values())
+    return ",".join(key.split(":", 1)[1] for key in keys[:5])
+
+
 def _manifests():
     return {name: m for name in Exchange.values if (m := panels.read_manifest(name))}
 

@@ -81,6 +81,7 @@ def _catalog_context(request, *, chosen=None, values=None, errors=None, common=N
     first, last = services.data_span()
     return {
         "cards": cards, "engine": services.ENGINE_DEFAULTS, "first": first, "last": last,
+        "default_universe": services.default_universe(),
         "runs": BacktestRun.objects.select_related("requested_by")[:RECENT],
         "sweeps": BacktestSweep.objects.all()[:10],
         "sweep_errors": sweep_errors, "sweep_values": values if sweep_errors else None,

@@ -179,12 +179,12 @@ def test_the_heavy_pages_keep_a_flat_query_count(alice_client, desk, django_capt
     # Budgets with one run and with four: the lists use select_related, so more rows add no query.
     run_from_form(alice_client, django_capture_on_commit_callbacks, "buy_and_hold")
     run = BacktestRun.objects.get()
-    # Session, user, the freshness banner (cached after the first page), runs, sweeps.
-    with django_assert_max_num_queries(5):
+    # Session, user, the freshness banner (cached after the first page), universe codes, runs, sweeps.
+    with django_assert_max_num_queries(6):
         alice_client.get("/strategies/")
     for strategy in ("buy_and_hold", "buy_and_hold", "buy_and_hold"):
         run_from_form(alice_client, django_capture_on_commit_callbacks, strategy)
-    with django_assert_max_num_queries(5):
+    with django_assert_max_num_queries(6):
         alice_client.get("/strategies/")
     with django_assert_max_num_queries(8):
         alice_client.get(f"/backtests/{run.pk}/")
