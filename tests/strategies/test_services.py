@@ -174,3 +174,29 @@ def test_dual_momentum_brings_its_defensive_asset_but_the_benchmark_holds_the_un
     shares = 50_000 / close.iloc[1]
     expected = (shares * close.iloc[-1]).sum() - 2 * (25.0 + 25.0)
     assert equity["benchmark_equity"].iloc[-1] == pytest.approx(expected, rel=1e-12)
+
+
+def test_a_member_that_leaves_and_stops_trading_is_sold_at_its_last_close(desk, django_capture_on_commit_callbacks):
+    # Make HCA a delisting: its bars end on 2015-12-31 and its membership on 2016-01-04 (the real HCA lives on;
+    # this test cuts it short). Momentum holding all members must drop it and close it at its last close.
+    from marketdata.models import IndexMembership
+    from marketdata.panels import refresh_panels
+
+    PriceBar.objects.filter(instrument__symbol="HCA", date__gt=dt.date(2015, 12, 31)).delete()
+    IndexMembership.objects.filter(instrument__symbol="HCA").update(end=dt.date(2016, 1, 4))
+    refresh_panels()
+    run = start(django_capture_on_commit_callbacks, strategy="momentum", universe="SP500",
+                params={"top_n": 7, "lookback_months": 3}, start=dt.date(2015, 6, 1), end=END)
+    assert run.status == "success", run.error
+    trades = services.read_artifact(run.trades_path)
+    hca = trades[trades["name"] == "XNYS:HCA"]
+    assert len(hca) and hca["date"].iloc[-1] == pd.Timestamp("2016-02-01")  # the January month-end's order
+    last_close = adjusted_closes(desk).loc["2015-12-31", "XNYS:HCA"]
+    assert hca["price"].iloc[-1] == pytest.approx(last_close)
+    # The 2015-12-31 rebalance could not trade it (no price on 2016-01-04); January's month-end, with HCA out
+    # of the index, closes it at the last close it had.
+    assert [(e["date"], e["reason"]) for e in run.log if e["name"] == "XNYS:HCA"] == [
+        ("2016-01-04", "no price on 2016-01-04: not traded"),
+        ("2016-02-01", f"no price on 2016-02-01: closed at the last valid close {last_close:.6g}"),
+    ]
+    assert hca["shares"].sum() == pytest.approx(0.0, abs=1e-9)
