@@ -19,6 +19,7 @@ Conventions (docs/backtests.md says the same with examples):
 The loop runs over decision events, never over bars: each event is a few vector operations across
 names, and the daily holdings and equity are built from the events with array indexing.
 """
+import functools
 import math
 from dataclasses import dataclass, field
 
@@ -78,21 +79,41 @@ class Result:
     equity: end-of-bar equity (cash + shares x last valid close); returns: its simple daily returns (the
     first bar's measured from the capital); cash; holdings: shares (dates x names); weights: position
     value / equity; trades: one row per order; round_trips: closed positions with their P&L; log: orders
-    not placed and why; traded_value: gross notional traded per bar. holdings and weights are built
-    on first use (most callers never look at them).
+    not placed and why; traded_value: gross notional traded per bar. The frames are built on first use
+    (a sweep only needs the returns).
     """
 
     equity: pd.Series
     returns: pd.Series
     cash: pd.Series
-    trades: pd.DataFrame
-    round_trips: pd.DataFrame
-    log: pd.DataFrame
     traded_value: pd.Series
     config: Config
-    shares: np.ndarray = field(repr=False, default=None)
-    values: np.ndarray = field(repr=False, default=None)
     names: pd.Index = field(repr=False, default=None)
+    orders: dict = field(repr=False, default=None)
+    entries: list = field(repr=False, default=None)
+    snapshots: np.ndarray = field(repr=False, default=None)  # shares after each event (row 0: the start)
+    which: np.ndarray = field(repr=False, default=None)  # per bar, the snapshot in force
+    marks: np.ndarray = field(repr=False, default=None)  # last valid closes, 0 before the first
+
+    @functools.cached_property
+    def shares(self):
+        return self.snapshots[self.which]
+
+    @functools.cached_property
+    def values(self):
+        return self.shares * self.marks
+
+    @functools.cached_property
+    def trades(self):
+        return _trades_frame(self.orders, self.equity.index, self.names)
+
+    @functools.cached_property
+    def round_trips(self):
+        return _round_trips(self.orders, self.equity.index, self.names)
+
+    @functools.cached_property
+    def log(self):
+        return pd.DataFrame(self.entries, columns=LOG_COLUMNS)
 
     @property
     def holdings(self):
@@ -238,11 +259,17 @@ def run(targets: pd.DataFrame, close: pd.DataFrame, *, open_: pd.DataFrame | Non
     np.add.at(traded_value, exec_at[event], trades["notional"])
 
     # Holdings in force at the end of each bar: the snapshot of the latest event executed on or before it.
+    # Equity per bar is cash + shares . marks, one matrix-vector product per stretch between events: the
+    # bars x names holdings are only built if someone asks for them.
     which = np.searchsorted(exec_at, np.arange(n_bars), side="right")
-    holdings = snapshots[which]
+    marks = np.where(np.isnan(mark), 0.0, mark)
     cash_series = cash_after[which]
-    values = holdings * np.where(np.isnan(mark), 0.0, mark)
-    equity_series = cash_series + values.sum(axis=1)
+    equity_series = np.empty(n_bars)
+    bounds = np.concatenate([[0], exec_at, [n_bars]])
+    for k in range(n_events + 1):
+        if bounds[k + 1] > bounds[k]:
+            rows = slice(bounds[k], bounds[k + 1])
+            equity_series[rows] = cash_after[k] + marks[rows] @ snapshots[k]
     previous = np.concatenate([[config.capital], equity_series[:-1]])
     with np.errstate(divide="ignore", invalid="ignore"):
         daily = np.where(previous != 0, equity_series / previous - 1.0, np.nan)
@@ -251,11 +278,8 @@ def run(targets: pd.DataFrame, close: pd.DataFrame, *, open_: pd.DataFrame | Non
         equity=pd.Series(equity_series, index=dates, name="equity"),
         returns=pd.Series(daily, index=dates, name="returns"),
         cash=pd.Series(cash_series, index=dates, name="cash"),
-        trades=_trades_frame(trades, dates, names),
-        round_trips=_round_trips(trades, dates, names),
-        log=pd.DataFrame(log, columns=LOG_COLUMNS),
         traded_value=pd.Series(traded_value, index=dates, name="traded_value"),
-        config=config, shares=holdings, values=values, names=names,
+        config=config, names=names, orders=trades, entries=log, snapshots=snapshots, which=which, marks=marks,
     )
 
 

@@ -226,7 +226,8 @@ def _priced(ids, universe):
 def load_universe(request: Request) -> UniverseData:
     """The panels a run needs (adjusted prices, from WARMUP_DAYS before the start) and the member mask."""
     ids, intervals, biased, note = _universe_ids(request.universe, request.start, request.end)
-    extra = _symbol_ids(request.strategy.extra_symbols(request.params)) if request.strategy.extra_symbols(request.params) else []
+    brought = request.strategy.extra_symbols(request.params)
+    extra = _symbol_ids(brought) if brought else []
     wanted = list(dict.fromkeys([*ids, *extra]))
     begin = request.start - dt.timedelta(days=WARMUP_DAYS) if request.strategy.warmup else request.start
     fields = set(request.strategy.fields) | ({"open"} if request.engine["fill"] == "open" else set())
@@ -235,6 +236,9 @@ def load_universe(request: Request) -> UniverseData:
         column = "volume" if name == "volume" else f"adj_{name}"
         frames[name] = panels.load_panel(field=column, instrument_ids=wanted, start=begin, end=request.end, check=i == 0)
     close = frames["close"]
+    for name in frames:
+        # One grid for every field (the same bars are behind each; this only guards the alignment).
+        frames[name] = frames[name].reindex(index=close.index, columns=close.columns)
     keys = _panel_keys()
     members = None
     if intervals is not None:
@@ -553,8 +557,8 @@ def _sweep_sets(request, data, sets, offset):
             result = backtest.run(targets, close, open_=opens, config=config)
             returns, summary = result.returns, result.summary()
         columns[str(i)] = returns.to_numpy()
-        values = {name: summary["values"].get(name) for name in SWEEP_METRICS}
-        rows.append({"index": i, "params": params.model_dump(), "metrics": jsonable(values)})
+        picked = {name: summary["values"].get(name) for name in SWEEP_METRICS}
+        rows.append({"index": i, "params": params.model_dump(), "metrics": jsonable(picked)})
     frame = pd.DataFrame(columns, index=close.index)
     frame.index.name = "date"
     return frame.reset_index(), rows

@@ -26,9 +26,29 @@ def find_column(columns, text: str) -> str:
     raise KeyError(f"{text!r} is listed on several exchanges; say which, e.g. {found[0]}")
 
 
+def window_mean(values: np.ndarray, window: int) -> np.ndarray:
+    """Mean of the last `window` rows of each column of a float array (1-D or 2-D), from running sums.
+
+    NaN until `window` rows exist and wherever one of the last `window` values is missing. The strategies
+    and the vectorised sweep path both average this way, so they agree to the last bit.
+    """
+    values = np.asarray(values, dtype="float64")
+    shape = values.shape
+    values = values.reshape(len(values), -1)
+    valid = ~np.isnan(values)
+    zero = np.zeros((1, values.shape[1]))
+    sums = np.concatenate([zero, np.cumsum(np.where(valid, values, 0.0), axis=0)])
+    counts = np.concatenate([zero, np.cumsum(valid, axis=0)])
+    out = np.full(values.shape, np.nan)
+    if window <= len(values):
+        full = counts[window:] - counts[:-window] == window
+        out[window - 1:] = np.where(full, (sums[window:] - sums[:-window]) / window, np.nan)
+    return out.reshape(shape)
+
+
 def rolling_mean(frame: pd.DataFrame, window: int) -> pd.DataFrame:
     """Mean of the last `window` bars per column; NaN until `window` bars exist or when one is missing."""
-    return frame.rolling(window, min_periods=window).mean()
+    return pd.DataFrame(window_mean(frame.to_numpy(), window), index=frame.index, columns=frame.columns)
 
 
 def trailing_return(close: pd.DataFrame, at: np.ndarray, bars_back: int) -> pd.DataFrame:

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from .common import rolling_mean
+from .common import rolling_mean, window_mean
 
 
 class MovingAverageParams(BaseModel):
@@ -53,20 +53,16 @@ def crossover_positions(close: np.ndarray, pairs, *, mode: str = "crossover", de
 
     close: 1-D closes without NaN. pairs: (fast, slow) window pairs (fast ignored for mode "filter").
     Returns bars x pairs booleans: the signal of bar t (trend_signal's rule) held from bar t + delay,
-    i.e. exactly what `moving_average` + quant.backtest.run would hold. Averages come from one cumulative
-    sum per distinct window.
+    i.e. exactly what `moving_average` + quant.backtest.run would hold. Averages come from running sums,
+    once per distinct window (common.window_mean, as the strategy computes them).
     """
     close = np.asarray(close, dtype="float64")
     n = len(close)
-    csum = np.concatenate([[0.0], np.cumsum(close)])
     averages = {}
 
     def average(window):
         if window not in averages:
-            out = np.full(n, np.nan)
-            if window <= n:
-                out[window - 1:] = (csum[window:] - csum[:-window]) / window
-            averages[window] = out
+            averages[window] = window_mean(close, window)
         return averages[window]
 
     held = np.zeros((n, len(pairs)), dtype=bool, order="F")  # column-major, as long_flat_returns reads it

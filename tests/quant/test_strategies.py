@@ -317,3 +317,15 @@ def test_olmar_rejects_bad_parameters():
         OlmarParams(window=1)
     with pytest.raises(ValidationError):
         MovingAverageParams(mode="sideways")
+
+
+def test_window_mean_matches_pandas_rolling_and_skips_nothing_silently():
+    from quant.strategies.common import window_mean
+
+    values = np.array([[1.0, 2.0], [2.0, np.nan], [3.0, 4.0], [4.0, 5.0], [5.0, 6.0]])
+    out = window_mean(values, 2)
+    # Column 0: (1+2)/2, (2+3)/2, ...; column 1: a window touching the missing value is NaN.
+    np.testing.assert_allclose(out[:, 0], [np.nan, 1.5, 2.5, 3.5, 4.5])
+    np.testing.assert_allclose(out[:, 1], [np.nan, np.nan, np.nan, 4.5, 5.5])
+    expected = pd.DataFrame(values).rolling(2, min_periods=2).mean().to_numpy()
+    np.testing.assert_allclose(out, expected, rtol=1e-12)
