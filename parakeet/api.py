@@ -83,3 +83,4 @@ api = ParakeetAPI(
 api.add_router("/data/", "marketdata.api.router")
 api.add_router("/", "trades.api.router")
 api.add_router("/scanner/", "scanner.api.router")
+api.add_router("/strategies", "strategies.api.router")

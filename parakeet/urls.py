@@ -12,4 +12,5 @@ urlpatterns = [
     path("", include("trades.urls")),
     path("", include("marketdata.urls")),
     path("", include("scanner.urls")),
+    path("", include("strategies.urls")),
 ]

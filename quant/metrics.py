@@ -366,3 +366,108 @@ def _reason(name, r, values, trade_pnls):
     if name == "sortino":
         return REASONS["no_losses"]
     return REASONS["flat"]
+
+
+def sharpe_by_column(returns, risk_free=0.0, periods_per_year=TRADING_DAYS):
+    """`sharpe` of each column of a dates x books frame at once (the sweeps): a float64 Series by column.
+
+    Same conventions as `sharpe`: missing and infinite returns are dropped per column, ddof=1, NaN with
+    fewer than 2 returns or zero volatility.
+    """
+    frame = pd.DataFrame(returns, dtype="float64")
+    values = frame.to_numpy()
+    rate = per_period_rate(risk_free, periods_per_year)
+    count = len(values)
+    total = values.sum(axis=0)
+    if count >= 2 and np.isfinite(total).all():
+        # The common case: no missing or infinite return (either would make its column's sum non-finite).
+        # Two passes (mean, then squared deviations) as std(ddof=1) computes it, without a NaN mask.
+        mean = total / count
+        deviation = values - mean
+        std = np.sqrt(np.einsum("ij,ij->j", deviation, deviation) / (count - 1))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(std > 1e-15, (mean - rate) / std * math.sqrt(periods_per_year), np.nan)
+        return pd.Series(ratio, index=frame.columns, name="sharpe")
+    excess = values - rate
+    excess[~np.isfinite(excess)] = np.nan
+    count = np.sum(~np.isnan(excess), axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean = np.nansum(excess, axis=0) / count
+        std = np.sqrt(np.nansum((excess - mean) ** 2, axis=0) / (count - 1))
+        ratio = np.where((count >= 2) & (std > 1e-15), mean / std * math.sqrt(periods_per_year), np.nan)
+    return pd.Series(ratio, index=frame.columns, name="sharpe")
+
+
+def _moments(r):
+    """Skewness and (non-excess) kurtosis with population moments, as Bailey and Lopez de Prado use them."""
+    centred = r - r.mean()
+    m2 = np.mean(centred**2)
+    if not m2 > 0:
+        return math.nan, math.nan
+    return float(np.mean(centred**3) / m2**1.5), float(np.mean(centred**4) / m2**2)
+
+
+def probabilistic_sharpe_from_stats(sharpe_per_period, n, skew, kurtosis, benchmark_per_period=0.0):
+    """PSR: the probability that the true per-period Sharpe exceeds `benchmark_per_period`.
+
+    Bailey and Lopez de Prado (2012): Phi((SR - SR*) sqrt(n - 1) / sqrt(1 - skew SR + (kurtosis - 1) / 4 SR^2)),
+    SR per period (not annualised), kurtosis not in excess (3 for a normal). NaN when undefined.
+    """
+    from statistics import NormalDist
+
+    variance = 1.0 - skew * sharpe_per_period + (kurtosis - 1.0) / 4.0 * sharpe_per_period**2
+    if not (n > 1 and variance > 0 and math.isfinite(variance)):
+        return math.nan
+    z = (sharpe_per_period - benchmark_per_period) * math.sqrt(n - 1) / math.sqrt(variance)
+    return float(NormalDist().cdf(z))
+
+
+def probabilistic_sharpe(returns, benchmark=0.0, periods_per_year=TRADING_DAYS):
+    """PSR of a return series against an annualised benchmark Sharpe (0: "is the Sharpe above zero?").
+
+    The series' own per-period Sharpe (ddof=1), skewness and kurtosis go into
+    `probabilistic_sharpe_from_stats`; NaN with fewer than 3 returns or zero volatility.
+    """
+    r = clean_returns(returns).to_numpy()
+    if len(r) < 3:
+        return math.nan
+    std = r.std(ddof=1)
+    if not std > 1e-15:
+        return math.nan
+    skew, kurt = _moments(r)
+    return probabilistic_sharpe_from_stats(r.mean() / std, len(r), skew, kurt,
+                                           benchmark / math.sqrt(periods_per_year))
+
+
+EULER_GAMMA = 0.5772156649015329
+
+
+def expected_max_sharpe(trial_variance, trials):
+    """The Sharpe the best of `trials` unskilled strategies reaches by luck (Bailey and Lopez de Prado 2014).
+
+    sqrt(V) x ((1 - gamma) Phi^-1(1 - 1/N) + gamma Phi^-1(1 - 1/(N e))), V the variance of the trials'
+    Sharpe ratios (in the units they are given), gamma the Euler-Mascheroni constant. 0 for one trial.
+    """
+    from statistics import NormalDist
+
+    if trials < 2:
+        return 0.0
+    if not (trial_variance >= 0 and math.isfinite(trial_variance)):
+        return math.nan
+    inv = NormalDist().inv_cdf
+    return float(math.sqrt(trial_variance) * ((1 - EULER_GAMMA) * inv(1 - 1 / trials)
+                                              + EULER_GAMMA * inv(1 - 1 / (trials * math.e))))
+
+
+def deflated_sharpe(returns, trial_sharpes, periods_per_year=TRADING_DAYS):
+    """DSR: the PSR of `returns` against the Sharpe the best of the trials would reach by luck.
+
+    trial_sharpes: the annualised Sharpe of every parameter set tried (the chosen one included; NaNs are
+    left out, and their number is the N of the formula). Their variance sets the luck benchmark
+    `expected_max_sharpe`, de-annualised before the PSR. NaN with fewer than 3 returns.
+    """
+    trials = np.asarray([s for s in np.asarray(trial_sharpes, dtype="float64") if math.isfinite(s)])
+    per_period = trials / math.sqrt(periods_per_year)
+    variance = float(per_period.var(ddof=1)) if len(per_period) > 1 else 0.0
+    benchmark = expected_max_sharpe(variance, len(per_period)) * math.sqrt(periods_per_year)
+    return probabilistic_sharpe(returns, benchmark=benchmark, periods_per_year=periods_per_year)

@@ -11,7 +11,7 @@ from marketdata.models import BarCorrection, CorporateAction, IndexMembership, I
 from parakeet.models import ApiToken, hash_token
 from quant.quality import NOT_A_SESSION, OHLC_INCONSISTENT
 from scanner.models import SavedScreen, ScanHit, ScanReplay, ScanRun
-from strategies.models import BacktestRun
+from strategies.models import BacktestRun, BacktestSweep, SweepResult
 from trades.models import CashMovement, Portfolio, PortfolioSnapshot, Trade, TradeExit, TradeVersion
 
 pytestmark = pytest.mark.django_db
@@ -19,8 +19,8 @@ pytestmark = pytest.mark.django_db
 OUR_APPS = {"marketdata", "trades", "strategies", "scanner", "parakeet"}
 OUR_MODELS = [m for m in admin.site._registry if m._meta.app_label in OUR_APPS]
 # Written by jobs (runs, hits, snapshots) or the journal (trades keep their TradeVersion history).
-NO_ADD_PAGE = {IngestRun, Trade, TradeVersion, TradeExit, PortfolioSnapshot, BacktestRun, ScanRun, ScanHit,
-               BarCorrection, ScanReplay}
+NO_ADD_PAGE = {IngestRun, Trade, TradeVersion, TradeExit, PortfolioSnapshot, BacktestRun, BacktestSweep, ScanRun,
+               ScanHit, BarCorrection, ScanReplay}
 RAW_TOKEN = re.compile(r"pk_[A-Za-z0-9_-]{43}")
 
 
@@ -43,6 +43,9 @@ def one_of_everything(aapl, alice):
     PortfolioSnapshot.objects.create(portfolio=book, date=dt.date(2024, 3, 4), total_value=Decimal("10000"),
                                      cash=Decimal("8249"), invested=Decimal("1751"))
     BacktestRun.objects.create(strategy="momentum", start=dt.date(2020, 1, 1), end=dt.date(2023, 12, 29))
+    sweep = BacktestSweep.objects.create(strategy="momentum", universe="SP500", start=dt.date(2020, 1, 1),
+                                         end=dt.date(2023, 12, 29), combinations=1, chunks=1)
+    SweepResult.objects.create(sweep=sweep, index=0, chunk=0, params={"top_n": 20}, metrics={"sharpe": 0.8})
     run = ScanRun.objects.create(screen="momentum", universe="SP500", as_of=dt.date(2024, 3, 8))
     ScanHit.objects.create(run=run, instrument=aapl, rank=1, score=0.42, metrics={"ret_12m": 0.42})
     ScanReplay.objects.create(screen="high_52w", universe="SP500", start=dt.date(2023, 1, 2), end=dt.date(2023, 12, 29),
@@ -58,7 +61,7 @@ def test_every_model_of_ours_is_registered():
     names = {m.__name__ for m in OUR_MODELS}
     assert names == {"Instrument", "PriceBar", "BarCorrection", "CorporateAction", "IndexMembership", "IngestRun",
                      "Portfolio", "CashMovement", "Trade", "TradeVersion", "TradeExit", "PortfolioSnapshot", "BacktestRun",
-                     "ScanRun", "ScanHit", "ApiToken", "SavedScreen", "ScanReplay"}
+                     "BacktestSweep", "ScanRun", "ScanHit", "ApiToken", "SavedScreen", "ScanReplay"}
 
 
 @pytest.mark.parametrize("model", OUR_MODELS, ids=lambda m: m.__name__)

@@ -160,6 +160,9 @@ PROVIDER_RATE = env.float_("PARAKEET_PROVIDER_RATE", 5.0, minimum=0)
 PROVIDER_RETRIES = env.int_("PARAKEET_PROVIDER_RETRIES", 3, minimum=0)
 PROVIDER_TIMEOUT = env.float_("PARAKEET_PROVIDER_TIMEOUT", 30.0, minimum=0.1)
 
+# Backtests record the code they ran with: this value, or else the git commit of the working tree.
+CODE_VERSION = env.str_("PARAKEET_CODE_VERSION", "")
+
 # API: page size of paginated lists, the ceiling a client may ask for.
 NINJA_PAGINATION_PER_PAGE = env.int_("PARAKEET_API_PAGE_SIZE", 50, minimum=1)
 
