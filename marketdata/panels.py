@@ -130,6 +130,17 @@ def refresh_panels(*, exchange: str | None = None, since: dt.date | None = None,
     return result
 
 
+def refresh_panels_and_say(out) -> dict:
+    """refresh_panels() after a command changed bars, with one line on `out` saying what it wrote."""
+    import time
+
+    began = time.monotonic()
+    result = refresh_panels()
+    out.write(f"panels: {len(result['written'])} files rewritten ({result['rows']:,} bars), "
+              f"{len(result['skipped'])} unchanged, in {time.monotonic() - began:.1f} s")
+    return result
+
+
 def _refresh_exchange(storage, exchange, *, since, full, result):
     manifest = read_manifest(exchange, storage=storage)
     symbols = dict(Instrument.objects.filter(exchange=exchange).values_list("id", "symbol"))

@@ -35,7 +35,7 @@ from .models import CURRENCY_OF, IndexMembership, IngestRun, Instrument
 
 # Exchanges an S&P 500 ticker may be listed on, in the order preferred when several instruments match.
 US_VENUES = ("XNYS", "XNAS", "ARCX", "BATS")
-INTERVAL_COLUMNS = ["symbol", "exchange", "name", "start", "end", "row"]
+INTERVAL_COLUMNS = ["symbol", "exchange", "name", "sector", "start", "end", "row"]
 CHUNK = 500
 
 
@@ -104,18 +104,20 @@ def member_intervals(code: str) -> pd.DataFrame:
     })
 
 
-def import_memberships(*, code: str, path, changes=None, requested_by=None) -> IngestRun:
+def import_memberships(*, code: str, path, changes=None, details=None, requested_by=None) -> IngestRun:
     """Replace universe `code`'s stored intervals with those the file gives, and record an IngestRun.
 
     Instruments the file names that do not exist yet are created (S&P 500 ones on XNYS unless an
     instrument with the symbol exists on another US venue; ASX ones on XASX), never marked inactive.
     Validates the whole file first and writes in one transaction, so a bad file changes nothing; raises
     IngestError naming file, row and column (after recording the run as failed). Re-importing the same
-    file changes nothing. The run carries `.result`, a MembershipResult.
+    file changes nothing. `details`: a constituents list whose names and GICS sectors are set on the
+    instruments it names (the ASX 300 file carries its own). The run carries `.result`, a MembershipResult.
     """
     code = (code or "").strip().upper()
     params = {key: value for key, value in {
-        "code": code, "path": str(path), "changes": str(changes) if changes else None}.items() if value}
+        "code": code, "path": str(path), "changes": str(changes) if changes else None,
+        "details": str(details) if details else None}.items() if value}
     run = IngestRun.objects.create(kind=IngestRun.Kind.MEMBERSHIP, provider="csv", params=params,
                                    requested_by=requested_by)
     began = timezone.now()
@@ -128,6 +130,8 @@ def import_memberships(*, code: str, path, changes=None, requested_by=None) -> I
         run.rows_read = len(intervals)
         if changes:
             intervals = apply_sp500_changes(intervals, Path(changes))
+        if details:
+            intervals = apply_details(intervals, Path(details))
         with transaction.atomic():
             result = _store(code, intervals)
     except Exception as exc:
@@ -203,6 +207,7 @@ def read_sp500_intervals(path: Path) -> pd.DataFrame:
         "symbol": _required_text(raw["ticker"], file=file, column="ticker"),
         "exchange": "",
         "name": "",
+        "sector": "",
         "start": parse_dates(raw["start_date"], file=file, column="start_date"),
         "end": parse_dates(raw["end_date"], file=file, column="end_date", required=False),
         "row": np.arange(2, len(raw["ticker"]) + 2),
@@ -217,7 +222,7 @@ def read_asx_top300(path: Path) -> pd.DataFrame:
     interval is left open.
     """
     file = path.name
-    raw = read_csv_columns(path, ["ticker", "first_date", "last_date"], optional=["company_name"])
+    raw = read_csv_columns(path, ["ticker", "first_date", "last_date"], optional=["company_name", "gics_industry_group"])
     first = parse_dates(raw["first_date"], file=file, column="first_date")
     last = parse_dates(raw["last_date"], file=file, column="last_date")
     bad = last < first
@@ -231,6 +236,8 @@ def read_asx_top300(path: Path) -> pd.DataFrame:
         "symbol": _required_text(raw["ticker"], file=file, column="ticker"),
         "exchange": "XASX",
         "name": raw.get("company_name", pd.Series([""] * len(first))).to_numpy(dtype=object),
+        # GICS industry group (Materials, Banks, ...): the level ASX's own list gives.
+        "sector": raw.get("gics_industry_group", pd.Series([""] * len(first))).to_numpy(dtype=object),
         "start": first,
         "end": end,
         "row": np.arange(2, len(first) + 2),
@@ -284,9 +291,22 @@ def apply_sp500_changes(intervals: pd.DataFrame, path: Path) -> pd.DataFrame:
                     if len(open_):
                         raise IngestError(f"{symbol} is added on {day} but is already a member",
                                           file=file, row=int(i) + 2, column=column)
-                    frame.loc[len(frame)] = {"symbol": symbol, "exchange": "", "name": "", "start": day,
+                    frame.loc[len(frame)] = {"symbol": symbol, "exchange": "", "name": "", "sector": "", "start": day,
                                              "end": np.datetime64("NaT"), "row": int(i) + 2}
     return frame.sort_values(["symbol", "start"], kind="stable").reset_index(drop=True)
+
+
+def apply_details(intervals: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """Names and GICS sectors from a constituents list (`sp500_constituents_current.csv`: Symbol, Security,
+    GICS Sector) onto the intervals of the symbols it lists; the others keep theirs."""
+    raw = read_csv_columns(path, ["symbol", "security", "gics sector"])
+    symbols = _required_text(raw["symbol"], file=path.name, column="Symbol")
+    names = dict(zip(symbols, raw["security"]))
+    sectors = dict(zip(symbols, raw["gics sector"]))
+    frame = intervals.copy()
+    frame["name"] = [names.get(sym) or name for sym, name in zip(frame["symbol"], frame["name"])]
+    frame["sector"] = [sectors.get(sym) or sector for sym, sector in zip(frame["symbol"], frame["sector"])]
+    return frame
 
 
 READERS = {"SP500": read_sp500_intervals, "ASX300": read_asx_top300}
@@ -326,10 +346,12 @@ def _instrument_ids(intervals):
     venue, XNYS preferred, or a new one on XNYS.
     """
     names = dict(zip(intervals["symbol"], intervals["name"]))
+    sectors = dict(zip(intervals["symbol"], intervals["sector"]))
     venues = {symbol: (exchange,) if exchange else US_VENUES
               for symbol, exchange in zip(intervals["symbol"], intervals["exchange"])}
     found = _existing(venues)
-    new = [Instrument(symbol=symbol, exchange=options[0], currency=CURRENCY_OF[options[0]], name=names[symbol] or "")
+    new = [Instrument(symbol=symbol, exchange=options[0], currency=CURRENCY_OF[options[0]], name=names[symbol] or "",
+                      sector=sectors[symbol] or "")
            for symbol, options in venues.items() if symbol not in found]
     if new:
         # ignore_conflicts: an ingest running at the same time may create the same instrument first.
@@ -338,6 +360,11 @@ def _instrument_ids(intervals):
     for symbol, (pk, name) in found.items():
         if not name and names[symbol]:
             Instrument.objects.filter(pk=pk).update(name=names[symbol], updated_at=timezone.now())
+    # A sector the file gives is reference data: it replaces what is stored (the scanner filters on it).
+    for symbol, sector in sectors.items():
+        if sector:
+            (Instrument.objects.filter(pk=found[symbol][0]).exclude(sector=sector)
+             .update(sector=sector, updated_at=timezone.now()))
     return [found[symbol][0] for symbol in intervals["symbol"]], len(new)
 
 

@@ -7,6 +7,8 @@ def test_the_embedded_default_needs_no_configuration(settings_from):
     s = settings_from()
     assert s["DATABASES"]["default"]["ENGINE"] == "django.db.backends.sqlite3"
     assert str(s["DATABASES"]["default"]["NAME"]).endswith("var/parakeet.sqlite3")
+    # A page's write waits for a running backfill's transaction instead of "database is locked".
+    assert s["DATABASES"]["default"]["OPTIONS"]["timeout"] >= 30
     assert s["STORAGES"]["marketdata"]["BACKEND"] == "django.core.files.storage.FileSystemStorage"
     assert s["STORAGES"]["marketdata"]["OPTIONS"]["allow_overwrite"] is True  # BR-27: fixed keys are replaced
     assert s["CELERY_TASK_ALWAYS_EAGER"] is True

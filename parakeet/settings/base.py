@@ -65,8 +65,11 @@ TEMPLATES = [
 
 DATABASES = {"default": env.database("DATABASE_URL", f"sqlite:///{VAR_DIR / 'parakeet.sqlite3'}")}
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
-    # WAL lets the dashboard read while an ingest writes; IMMEDIATE avoids upgrade deadlocks.
+    # WAL lets the dashboard read while an ingest writes; IMMEDIATE avoids upgrade deadlocks. A write
+    # (a login's session) waits up to `timeout` seconds for a backfill's transaction (the S&P 500 file
+    # holds the lock for about 15 s) instead of failing with "database is locked".
     DATABASES["default"]["OPTIONS"] = {
+        "timeout": 60,
         "transaction_mode": "IMMEDIATE",
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }

@@ -87,3 +87,31 @@ def test_it_reports_requested_symbols_that_have_no_rows():
     assert "1 symbol, 5 rows read: 5 inserted" in out
     assert "run #" in out and "partial" in out
     assert "NOPE: no rows in the bokeh_sampledata stocks between 2013-02-25 and the end" in err
+
+
+@pytest.fixture
+def panels_folder(settings, tmp_path):
+    config = settings.STORAGES["marketdata"]
+    settings.STORAGES = {**settings.STORAGES, "marketdata": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {**config.get("OPTIONS", {}), "location": str(tmp_path / "panels")},
+    }}
+    return tmp_path / "panels"
+
+
+def test_an_ingest_that_changed_bars_rewrites_the_panels_scans_and_backtests_read(panels_folder):
+    from marketdata.panels import load_panel
+
+    out, _ = ingest("--provider", "parquet", "--path", str(SP500), "--symbols", "AAPL",
+                    "--start", "2021-03-01", "--end", "2021-03-05")
+    assert "panels: 1 files rewritten (5 bars), 0 unchanged" in out
+    assert load_panel(field="close", symbols=["AAPL"]).shape == (5, 1)
+    again, _ = ingest("--provider", "parquet", "--path", str(SP500), "--symbols", "AAPL",
+                      "--start", "2021-03-01", "--end", "2021-03-05")
+    assert "panels:" not in again  # nothing changed, nothing to rewrite
+
+
+def test_no_panels_leaves_them_alone(panels_folder):
+    ingest("--provider", "parquet", "--path", str(SP500), "--symbols", "AAPL", "--start", "2021-03-01",
+           "--end", "2021-03-05", "--no-panels")
+    assert not (panels_folder / "ohlcv").exists()

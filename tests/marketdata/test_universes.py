@@ -215,7 +215,8 @@ def test_the_asx_selection_spans_each_codes_traded_dates(db):
 
     assert (run.rows_inserted, run.symbols) == (300, 300)
     bhp = Instrument.objects.get(symbol="BHP", exchange="XASX")
-    assert (bhp.currency, bhp.name) == ("AUD", "BHP GROUP LIMITED")
+    assert (bhp.currency, bhp.name, bhp.sector) == ("AUD", "BHP GROUP LIMITED", "Materials")
+    assert Instrument.objects.get(symbol="CBA", exchange="XASX").sector == "Banks"  # the GICS industry group
     # WPL last traded 2022-05-24 (Woodside then took WDS): stored end 2022-05-25, exclusive.
     wpl = IndexMembership.objects.get(index_code="ASX300", instrument__symbol="WPL")
     assert (wpl.start, wpl.end) == (dt.date(2010, 1, 4), dt.date(2022, 5, 25))
@@ -226,6 +227,17 @@ def test_the_asx_selection_spans_each_codes_traded_dates(db):
     # 216 codes traded on the file's last day, 2024-05-31: left open.
     assert IndexMembership.objects.filter(index_code="ASX300", end__isnull=True).count() == 216
     assert members("ASX300", dt.date(2026, 1, 5)).count() == 216
+
+
+def test_a_constituents_list_gives_the_sp500_names_and_sectors(aapl):
+    aapl.sector = ""
+    aapl.save()
+    import_memberships(code="SP500", path=SP500_INTERVALS, details=MARKETDATA / "us" / "sp500_constituents_current.csv")
+    # AAPL keeps its Nasdaq listing and its name, and gains its GICS sector; a new instrument gets both.
+    apple = Instrument.objects.get(symbol="AAPL")
+    assert (apple.exchange, apple.name, apple.sector) == ("XNAS", "Apple Inc.", "Information Technology")
+    mmm = Instrument.objects.get(symbol="MMM")
+    assert (mmm.name, mmm.sector) == ("3M", "Industrials")
 
 
 # --- the command -------------------------------------------------------------------------------

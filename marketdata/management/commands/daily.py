@@ -15,7 +15,9 @@ def _date(text):
 
 class Command(BaseCommand):
     help = ("Run the daily chain for an exchange's session (default: both exchanges, each its latest closed "
-            "session); running it again for the same session changes nothing.")
+            "session): incremental ingest from the exchange's provider (PARAKEET_DAILY_PROVIDERS) with the quality "
+            "checks, the Parquet panel refresh, then the hooks in PARAKEET_DAILY_HOOKS (by default the portfolio "
+            "snapshots and the daily saved scans). Running it again for the same session changes nothing.")
 
     def add_arguments(self, parser):
         parser.add_argument("--exchange", choices=daily.EXCHANGES, help="Only this exchange (default: both)")

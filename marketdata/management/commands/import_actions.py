@@ -6,6 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 from marketdata.adjustments import import_actions
 from marketdata.errors import IngestError
 from marketdata.models import Exchange
+from marketdata.panels import refresh_panels_and_say
 
 
 class Command(BaseCommand):
@@ -18,6 +19,9 @@ class Command(BaseCommand):
                             help="Exchange of the tickers' instruments where the file names none (default XNYS)")
         parser.add_argument("--source", default="alphavantage",
                             help="Source recorded on the actions and the run (default alphavantage)")
+        parser.add_argument("--no-panels", action="store_true",
+                            help="Leave the Parquet panels as they are (by default the files whose factors moved are "
+                                 "rewritten)")
 
     def handle(self, *args, **options):
         source = options["source"].strip()
@@ -39,3 +43,5 @@ class Command(BaseCommand):
         if saved.unknown:
             self.stderr.write(f"{len(saved.unknown)} symbols without an instrument on {options['exchange']}, "
                               f"not stored: {', '.join(saved.unknown)}")
+        if not options["no_panels"] and run.factors_recomputed:
+            refresh_panels_and_say(self.stdout)

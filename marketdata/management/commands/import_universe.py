@@ -14,10 +14,13 @@ class Command(BaseCommand):
         parser.add_argument("--path", required=True, help="The membership file")
         parser.add_argument("--changes", help="SP500 only: sp500_changes_since_2019.csv, applied after the "
                                               "intervals file's last change")
+        parser.add_argument("--details", help="A constituents list (Symbol, Security, GICS Sector), e.g. "
+                                              "sp500_constituents_current.csv: names and sectors of the instruments")
 
     def handle(self, *args, **options):
         try:
-            run = import_memberships(code=options["code"], path=options["path"], changes=options["changes"])
+            run = import_memberships(code=options["code"], path=options["path"], changes=options["changes"],
+                                     details=options["details"])
         except IngestError as exc:
             raise CommandError(str(exc)) from exc
         seconds = run.duration.total_seconds()

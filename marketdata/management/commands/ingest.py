@@ -7,6 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from marketdata.errors import IngestError
 from marketdata.models import AssetType, Exchange
+from marketdata.panels import refresh_panels_and_say
 from marketdata.services import HTTP_PROVIDERS, PROVIDERS, ingest_bars
 
 
@@ -36,6 +37,9 @@ class Command(BaseCommand):
                             help="Exchange of rows that name none (default XNYS; XASX implies AUD)")
         parser.add_argument("--asset-type", choices=AssetType.values,
                             help="Asset type of instruments created by this run (default equity)")
+        parser.add_argument("--no-panels", action="store_true",
+                            help="Leave the Parquet panels as they are (by default the files whose bars changed are "
+                                 "rewritten, so scans and backtests see the new bars)")
 
     def handle(self, *args, **options):
         start, end = (_date(options[k]) if options[k] else None for k in ("start", "end"))
@@ -68,6 +72,8 @@ class Command(BaseCommand):
         )
         for message in run.errors:
             self.stderr.write(message)
+        if not options["no_panels"] and (run.rows_inserted or run.rows_updated):
+            refresh_panels_and_say(self.stdout)
         if run.status == run.Status.RATE_LIMITED:
             raise CommandError(f"run #{run.pk} was rate limited; retry after {run.retry_at:%Y-%m-%d %H:%M %Z}")
         if run.status == run.Status.PROVIDER_ERROR:
