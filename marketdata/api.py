@@ -10,9 +10,9 @@ from ninja import Query, Router, Status
 from ninja.errors import AuthorizationError, ValidationError
 from ninja.pagination import PageNumberPagination, paginate
 
-from quant.quality import describe_flags
+from quant.flags import describe_flags
 
-from . import daily, symbols, universes
+from . import symbols
 from .models import IngestRun, Instrument, PriceBar, parse_symbol
 from .schemas import (
     AmbiguousSymbol,
@@ -154,6 +154,8 @@ def get_latest(request, symbol: str):
 @router.get("/universes/{code}", response={200: UniverseOut, **ERRORS, 404: Message})
 def get_universe(request, code: str, as_of: Optional[dt.date] = None):
     """Members of universe `code` (SP500, ASX300) on `as_of` (default today), delisted names included."""
+    from . import universes  # its file readers need pandas; this request does not load them until here
+
     as_of = as_of or timezone.localdate()
     code = code.strip().upper()
     rows = universes.members(code, as_of).order_by("symbol", "exchange").values_list(
@@ -186,6 +188,8 @@ def refresh_data(request, payload: RefreshIn = None):
     (in-process when no Celery broker is configured, so the runs may already be finished). Needs a
     read_write token or a staff login.
     """
+    # The daily chain needs the exchange calendars (pandas): loaded by this request, not at import (cold start).
+    from . import daily
     from .tasks import run_daily_chain
 
     if getattr(request, "api_token", None) is None and not request.user.is_staff:

@@ -1,12 +1,10 @@
 """How current the stored bars are: sessions behind the exchange calendar, per exchange, for every page."""
 import datetime as dt
 
-import numpy as np
 from django.core.cache import cache
 from django.db.models import Max, OuterRef, Subquery
 from django.utils import timezone
 
-from . import calendars
 from .models import Exchange, IngestRun, Instrument, PriceBar
 
 EXCHANGE_LABELS = dict(Exchange.choices)
@@ -26,6 +24,11 @@ def freshness(exchange, last_date, now):
     Venues without a calendar (FX) count weekdays strictly after the last bar and before today
     (today's bar is not due until its close), and expect nothing in particular.
     """
+    # The calendars need pandas: a page pays for them when it shows freshness, the URLconf never does.
+    import numpy as np
+
+    from . import calendars
+
     expected = None
     if calendars.calendar_name(exchange) is not None:
         try:

@@ -1,5 +1,8 @@
-"""Market-data pages: overview, instrument list and chart, data coverage."""
-import pandas as pd
+"""Market-data pages: overview, instrument list and chart, data coverage.
+
+pandas and plotly (charts, health) are imported by the views that draw with them, not by this module:
+resolving the URLconf must stay cheap for every web request of a fresh Lambda container (cold start).
+"""
 from django import forms
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
@@ -9,7 +12,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.safestring import mark_safe
 
-from . import charts, health, review
+from . import review
 from .freshness import freshness
 from .models import CorporateAction, Exchange, IngestRun, Instrument, PriceBar, parse_symbol
 
@@ -116,6 +119,8 @@ def instrument_detail(request, symbol):
         return render(request, "marketdata/instrument_not_found.html",
                       {"symbol": symbol, "bare": bare, "exchange": exchange}, status=404)
 
+    from . import charts
+
     form = ChartForm(request.GET)
     valid = form.is_valid()
     options = form.cleaned_data
@@ -165,6 +170,8 @@ def instrument_detail(request, symbol):
 
 def data_health(request):
     """Coverage and quality per exchange, missing-session gaps, flagged bars to review, recent corrections."""
+    from . import health
+
     exchanges, gaps = health.exchange_rows()
     form, page = health.flagged_page(request.GET)
     query = request.GET.copy()
@@ -236,6 +243,8 @@ def bar_review(request, pk):
 
 def _actions_table(actions):
     """The latest ACTIONS_ON_DETAIL of (ex_date, kind, ratio, amount, source) rows, labelled as on the chart."""
+    from . import charts
+
     kinds = dict(CorporateAction.Kind.choices)
     rows = [{"ex_date": ex_date, "kind": kinds.get(kind, kind), "source": source,
              "label": charts.action_label(kind, ratio, None if amount is None else float(amount))}
@@ -244,6 +253,8 @@ def _actions_table(actions):
 
 
 def _months_before(day, months):
+    import pandas as pd  # only the instrument page gets here, and it has loaded pandas for its chart
+
     return (pd.Timestamp(day) - pd.DateOffset(months=months)).date()
 
 
