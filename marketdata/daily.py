@@ -8,6 +8,7 @@ run after a complete one changes nothing (the ingest is incremental, the panels 
 """
 import contextlib
 import datetime as dt
+import logging
 import threading
 import time
 import zlib
@@ -24,6 +25,7 @@ from parakeet import schedules
 from . import calendars, freshness
 from .models import CALENDAR_OF, IngestRun, Instrument, PriceBar
 
+logger = logging.getLogger(__name__)
 EXCHANGES = tuple(schedules.RUN_AT)
 # The venues dated by each daily exchange's calendar: the XNYS run also brings Nasdaq and Arca listings.
 VENUES = {exchange: tuple(venue for venue, name in CALENDAR_OF.items() if name == exchange) for exchange in EXCHANGES}
@@ -135,7 +137,20 @@ def run_daily(*, exchange, session=None, now=None, requested_by=None, run=None, 
         run.finished_at = timezone.now()
         run.save()
         freshness.forget()
+        _alert(run)
     return run
+
+
+def _alert(run):
+    """Tell the desk (parakeet.alerts, once per incident) when the run failed or the data is stale."""
+    from parakeet import alerts
+
+    try:
+        if run.status in freshness.FAILED:
+            alerts.daily_failed(run.pk, run.exchange, run.session, run.status, run.errors[-1] if run.errors else "")
+        alerts.check_data()
+    except Exception:  # an alert that cannot be raised must not turn a finished run into an exception
+        logger.exception("daily %s %s: could not raise the alerts", run.exchange, run.session)
 
 
 # A scheduled run of a session that ended so is not repeated: partial means the provider answered and

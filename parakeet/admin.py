@@ -3,6 +3,10 @@ from django.contrib import admin, messages
 from django.utils import timezone
 
 from .models import ApiToken
+from .throttle import ThrottledAuthenticationForm
+
+# The admin's login page says "locked for N minutes" too (the backend refuses either way).
+admin.site.login_form = ThrottledAuthenticationForm
 
 
 class LiveFilter(admin.SimpleListFilter):
