@@ -56,7 +56,8 @@ class RequestIdFilter(logging.Filter):
     """Adds `request_id` to every record (the handlers' filter, so third-party loggers get it too)."""
 
     def filter(self, record):
-        record.request_id = request_id.get()
+        # Django logs a 4xx/5xx after the middleware has returned: its record carries the request.
+        record.request_id = getattr(getattr(record, "request", None), "id", None) or request_id.get()
         return True
 
 
