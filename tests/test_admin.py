@@ -8,7 +8,7 @@ from django.contrib import admin
 from django.urls import reverse
 
 from marketdata.models import BarCorrection, CorporateAction, IndexMembership, IngestRun, Instrument, PriceBar
-from parakeet.models import ApiToken, hash_token
+from parakeet.models import Alert, ApiToken, hash_token
 from quant.quality import NOT_A_SESSION, OHLC_INCONSISTENT
 from scanner.models import ScanHit, ScanRun
 from strategies.models import BacktestRun
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.django_db
 OUR_APPS = {"marketdata", "trades", "strategies", "scanner", "parakeet"}
 OUR_MODELS = [m for m in admin.site._registry if m._meta.app_label in OUR_APPS]
 # Written by jobs (runs, hits, snapshots) or the journal (trades keep their TradeVersion history).
-NO_ADD_PAGE = {IngestRun, Trade, TradeVersion, PortfolioSnapshot, BacktestRun, ScanRun, ScanHit, BarCorrection}
+NO_ADD_PAGE = {IngestRun, Trade, TradeVersion, PortfolioSnapshot, BacktestRun, ScanRun, ScanHit, BarCorrection, Alert}
 RAW_TOKEN = re.compile(r"pk_[A-Za-z0-9_-]{43}")
 
 
@@ -44,6 +44,7 @@ def one_of_everything(aapl, alice):
     run = ScanRun.objects.create(screen="momentum", universe="SP500", as_of=dt.date(2024, 3, 8))
     ScanHit.objects.create(run=run, instrument=aapl, rank=1, score=0.42, metrics={"ret_12m": 0.42})
     ApiToken.objects.create(user=alice, name="notebook", key_hash=hash_token("pk_x"), prefix="pk_x")
+    Alert.objects.create(key="stale:XNAS:2024-03-08", subject="Nasdaq data is 3 sessions behind", sent_to=["email"])
 
 
 def _url(model, view, *args):
@@ -54,7 +55,7 @@ def test_every_model_of_ours_is_registered():
     names = {m.__name__ for m in OUR_MODELS}
     assert names == {"Instrument", "PriceBar", "BarCorrection", "CorporateAction", "IndexMembership", "IngestRun",
                      "Portfolio", "CashMovement", "Trade", "TradeVersion", "PortfolioSnapshot", "BacktestRun", "ScanRun",
-                     "ScanHit", "ApiToken"}
+                     "ScanHit", "ApiToken", "Alert"}
 
 
 @pytest.mark.parametrize("model", OUR_MODELS, ids=lambda m: m.__name__)
