@@ -153,6 +153,29 @@ def _alert(run):
         logger.exception("daily %s %s: could not raise the alerts", run.exchange, run.session)
 
 
+def enqueue_daily(run) -> bool:
+    """Hand a run made by start_daily to the task queue (marketdata.tasks.run_daily_chain).
+
+    In-process without a broker. When the broker cannot be reached the run ends failed at once, its
+    error saying that nothing ran and how to run it by hand; returns False then, True when queued.
+    """
+    from kombu.exceptions import OperationalError as QueueUnreachable
+
+    from .tasks import run_daily_chain
+
+    try:
+        run_daily_chain.delay(run.exchange, run_id=run.pk)
+    except QueueUnreachable as exc:
+        error = (f"queue: the task queue (CELERY_BROKER_URL) did not take the run ({type(exc).__name__}); "
+                 f"nothing ran. Start it again later, or run `manage.py daily --exchange {run.exchange} "
+                 f"--date {run.session}`")
+        IngestRun.objects.filter(pk=run.pk).update(status=IngestRun.Status.FAILED, finished_at=timezone.now(),
+                                                   errors=[error])
+        logger.error("daily %s %s: run #%s not queued: %s", run.exchange, run.session, run.pk, exc)
+        return False
+    return True
+
+
 # A scheduled run of a session that ended so is not repeated: partial means the provider answered and
 # only some symbols had nothing (a listing that stopped trading); tomorrow's incremental run asks again.
 DONE = (IngestRun.Status.SUCCESS, IngestRun.Status.PARTIAL)
@@ -243,6 +266,10 @@ def _panels(run, *, exchange, session):
 
     since = run.params.get("since")
     since = dt.date.fromisoformat(since) if since else None
+    if _panels_owed(run):
+        # The previous run stored bars but could not write the panels (S3 unreachable, say): its bars
+        # may lie before `since`, so compare every year (only files whose bars changed are written).
+        since = None
     written, skipped, rows = [], 0, 0
     for venue in VENUES[exchange]:
         if not PriceBar.objects.filter(instrument__exchange=venue).exists():
@@ -252,6 +279,15 @@ def _panels(run, *, exchange, session):
         skipped += len(result.get("skipped", []))
         rows += result.get("rows", 0)
     return "ok", {"since": since and since.isoformat(), "written": written, "skipped": skipped, "rows": rows}
+
+
+def _panels_owed(run):
+    """Whether the exchange's previous daily run ended without refreshing its panels."""
+    previous = (IngestRun.objects.filter(kind=IngestRun.Kind.DAILY, exchange=run.exchange)
+                .exclude(pk=run.pk).filter(started_at__lte=run.started_at).order_by("-started_at", "-id").first())
+    if previous is None:
+        return False
+    return not any(step.get("step") == "panels" and step.get("status") == "ok" for step in previous.steps)
 
 
 def _hook(path):

@@ -138,6 +138,9 @@ CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_RESULT_BACKEND = env.str_("CELERY_RESULT_BACKEND", "") or None
 CELERY_TASK_ACKS_LATE = True
+# A broker that is down should fail a request in a few seconds (the API answers 503), not hang it.
+CELERY_BROKER_CONNECTION_TIMEOUT = 3
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
 CELERY_TIMEZONE = "UTC"
 # The daily chain per exchange, after its close in its own time zone (parakeet/schedules.py says why
 # these times). Zappa's scheduled events in zappa_settings.json fire the same chain on Lambda.
