@@ -66,6 +66,10 @@ def resolve_session(exchange, session=None, now=None):
     now = now or timezone.now()
     if session is None:
         return calendars.latest_closed_session(exchange, now)
+    cal = calendars.calendar(exchange)
+    first, last = cal.first_session.date(), cal.last_session.date()
+    if not first <= session <= last:  # the calendar cannot even be asked (year 1 overflows pandas)
+        raise DailyError(f"{session} is outside the {exchange} calendar ({first} to {last})")
     if not calendars.is_session(exchange, session):
         cal = calendars.calendar(exchange)
         before = cal.date_to_session(session, direction="previous").date()

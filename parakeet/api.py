@@ -35,6 +35,13 @@ No credentials or a bad token: `401`. A read-only token on a write: `403`.
 DOCS_URL_NAMES = {"openapi-json", "openapi-view", "api-root"}
 
 
+BAD_BODY = {
+    "description": "The request body is not JSON, or is larger than the server accepts",
+    "content": {"application/json": {"schema": {
+        "type": "object", "properties": {"detail": {"type": "string"}}, "required": ["detail"]}}},
+}
+
+
 class ParakeetAPI(NinjaAPI):
     """A NinjaAPI with Parakeet's auth and error handler, exempt from the site's login redirect."""
 
@@ -46,6 +53,16 @@ class ParakeetAPI(NinjaAPI):
         for error in (AuthenticationError, ObjectDoesNotExist, MultipleObjectsReturned, DjangoValidationError):
             self.add_exception_handler(error, partial(domain_error, api=self))
         self.add_exception_handler(Throttled, partial(throttled, api=self))
+
+    def get_openapi_schema(self, *args, **kwargs):
+        # Every operation with a body can answer 400 (ninja: a body that is not JSON, or over
+        # DATA_UPLOAD_MAX_MEMORY_SIZE) before its own validation; say so in the published schema.
+        schema = super().get_openapi_schema(*args, **kwargs)
+        for methods in schema["paths"].values():
+            for operation in methods.values():
+                if "requestBody" in operation:
+                    operation["responses"].setdefault("400", BAD_BODY)
+        return schema
 
     def _get_urls(self):
         # LoginRequiredMiddleware would answer an API client with a 302 to the login page.
