@@ -103,7 +103,7 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = env.str_("PARAKEET_STATIC_ROOT", str(BASE_DIR / "staticfiles"))
 
 S3_BUCKET = env.str_("PARAKEET_S3_BUCKET", "")
 if S3_BUCKET:

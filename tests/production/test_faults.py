@@ -75,9 +75,10 @@ def test_a_refresh_with_the_broker_down_is_a_503_and_the_run_says_nothing_ran(cl
 def test_with_the_broker_up_the_run_is_queued_not_run(client, alice_write, settings, celery_broker):
     import redis
 
+    url = os.environ.get("PARAKEET_TEST_REDIS_URL", "redis://127.0.0.1:6379/7")
     settings.CELERY_TASK_ALWAYS_EAGER = False
-    celery_broker("redis://127.0.0.1:6379/7")
-    queue = redis.Redis.from_url("redis://127.0.0.1:6379/7")
+    celery_broker(url)
+    queue = redis.Redis.from_url(url)
     queue.delete("celery")
     try:
         with time_machine.travel(US_EVENING, tick=False):
@@ -158,8 +159,9 @@ def _as_postgres(args):
 @pytest.fixture
 def private_postgres(tmp_path_factory):
     """A PostgreSQL cluster of this test's own on a free port; yields (url, restart)."""
-    initdb = shutil.which("initdb") or "/usr/lib/postgresql/15/bin/initdb"
-    pg_ctl = shutil.which("pg_ctl") or "/usr/lib/postgresql/15/bin/pg_ctl"
+    installed = sorted(Path("/usr/lib/postgresql").glob("*/bin"))
+    initdb = shutil.which("initdb") or (str(installed[-1] / "initdb") if installed else "initdb")
+    pg_ctl = shutil.which("pg_ctl") or (str(installed[-1] / "pg_ctl") if installed else "pg_ctl")
     if not Path(initdb).exists() or (os.geteuid() == 0 and not shutil.which("runuser")):
         pytest.skip("needs PostgreSQL's initdb and pg_ctl (and runuser as root)")
     home = Path(tempfile.mkdtemp(prefix="parakeet-pg-"))
