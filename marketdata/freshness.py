@@ -12,6 +12,7 @@ EXCHANGE_LABELS = dict(Exchange.choices)
 DAILY_EXCHANGES = ("XASX", "XNYS")
 FAILED = (IngestRun.Status.FAILED, IngestRun.Status.PROVIDER_ERROR)
 CACHE_KEY = "marketdata:freshness"
+COVERAGE_KEY = "marketdata:coverage"
 CACHE_SECONDS = 60
 
 
@@ -120,6 +121,19 @@ def banner(now=None):
     return {"stale": stale, "failed": failed}
 
 
+def coverage():
+    """PriceBar.objects.coverage_by_exchange() as a list, through the cache like the banner.
+
+    It aggregates every bar (about 0.3 s over 1.7 M bars on PostgreSQL), which the overview page
+    cannot pay on every view; a minute old at most, and fresh after every ingest and daily run.
+    """
+    rows = cache.get(COVERAGE_KEY)
+    if rows is None:
+        rows = list(PriceBar.objects.coverage_by_exchange())
+        cache.set(COVERAGE_KEY, rows, CACHE_SECONDS)
+    return rows
+
+
 def forget():
-    """Drop the cached freshness, so the next page reads the bars again (after a daily run)."""
-    cache.delete(CACHE_KEY)
+    """Drop the cached freshness and coverage, so the next page reads the bars again (after an ingest)."""
+    cache.delete_many([CACHE_KEY, COVERAGE_KEY])

@@ -13,7 +13,7 @@ from django.utils import timezone
 from django.utils.safestring import mark_safe
 
 from . import review
-from .freshness import freshness
+from .freshness import coverage, freshness
 from .models import CorporateAction, Exchange, IngestRun, Instrument, PriceBar, parse_symbol
 
 EXCHANGE_LABELS = dict(Exchange.choices)
@@ -30,9 +30,9 @@ def overview(request):
     """What market data is loaded, how fresh it is per exchange, and the latest ingest runs."""
     now = timezone.now()
     instruments = dict(Instrument.objects.order_by().values_list("exchange").annotate(n=Count("id")))
-    coverage = list(PriceBar.objects.coverage_by_exchange())
+    rows = coverage()
     exchanges = []
-    for row in coverage:
+    for row in rows:
         exchange = row["exchange"]
         exchanges.append({
             **row,
