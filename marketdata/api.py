@@ -8,8 +8,9 @@ from django.db import transaction
 from django.utils import timezone
 from ninja import Query, Router, Status
 from ninja.errors import AuthorizationError, ValidationError
-from ninja.pagination import PageNumberPagination, paginate
+from ninja.pagination import paginate
 
+from parakeet.pagination import PageNumberPagination
 from quant.flags import describe_flags
 
 from . import symbols

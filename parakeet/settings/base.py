@@ -170,6 +170,7 @@ PROVIDER_TIMEOUT = env.float_("PARAKEET_PROVIDER_TIMEOUT", 30.0, minimum=0.1)
 
 # API: page size of paginated lists, the ceiling a client may ask for.
 NINJA_PAGINATION_PER_PAGE = env.int_("PARAKEET_API_PAGE_SIZE", 50, minimum=1)
+NINJA_PAGINATION_CLASS = "parakeet.pagination.PageNumberPagination"  # page numbers a database can offset
 
 # The cache: API rate limits, login throttling, alert de-duplication, the stale banner. Per process by
 # default; share it (redis:// or db://) when several processes serve one site, or limits are per process.

@@ -36,7 +36,8 @@ def desk(db, aapl, alice_write, settings):
 
 
 @schema.parametrize()
-@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
+# Derandomized: the same examples every run (a flaky suite is a bug); raise max_examples to explore more.
+@settings(max_examples=50, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 def test_the_api_never_fails_and_always_answers_as_published(case, desk):
     # POST /data/refresh: the run's work would be enqueued when the request commits; inside the test's
     # transaction it never is, so fuzzing starts no daily chain and calls no provider.
@@ -57,3 +58,10 @@ def test_a_body_that_is_not_json_is_a_documented_400(client, desk):
                            HTTP_AUTHORIZATION=desk["Authorization"])
     assert response.status_code == 400
     assert "400" in api.get_openapi_schema()["paths"]["/api/v1/data/refresh"]["post"]["responses"]
+
+
+def test_a_page_number_past_what_a_database_can_offset_is_a_422_not_a_500(client, desk):
+    response = client.get("/api/v1/data/instruments?page=200909350154568120106478863384576",
+                          HTTP_AUTHORIZATION=desk["Authorization"])
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["query", "page"]

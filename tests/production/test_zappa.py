@@ -36,8 +36,11 @@ def api_gateway_event(path, *, method="GET", query=None, headers=None, request_i
 
 @pytest.fixture
 def on_lambda(lambda_handler, settings):  # noqa: F811
+    from django.urls import set_script_prefix
+
     settings.ALLOWED_HOSTS = [".execute-api.ap-southeast-2.amazonaws.com"]
-    return lambda_handler
+    yield lambda_handler
+    set_script_prefix("/")  # Django kept API Gateway's stage prefix (/dev/) for this thread's reverse()
 
 
 def test_each_stage_boots_the_production_settings_from_its_environment_and_secret(settings_from, aws):
