@@ -21,3 +21,18 @@ def aws(moto_endpoint, monkeypatch):
                         "AWS_DEFAULT_REGION": "ap-southeast-2", "AWS_ENDPOINT_URL": moto_endpoint}.items():
         monkeypatch.setenv(name, value)
     return moto_endpoint
+
+
+@pytest.fixture
+def wsgi_keeps_the_test_connection():
+    """Requests sent straight to the WSGI handler (Zappa's, schemathesis') close old connections when they
+    finish, which would close the test's own PostgreSQL connection and its transaction; Django's test
+    client disconnects the same receivers while it sends a request."""
+    from django.core.signals import request_finished, request_started
+    from django.db import close_old_connections
+
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    yield
+    request_started.connect(close_old_connections)
+    request_finished.connect(close_old_connections)

@@ -27,7 +27,7 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 
 
 @pytest.fixture
-def desk(db, aapl, alice_write, settings):
+def desk(db, aapl, alice_write, settings, wsgi_keeps_the_test_connection):
     """Data for the happy paths, a token, and no rate limit in the way of a few hundred calls."""
     settings.API_TOKEN_RATE = (1_000_000, 60)
     IndexMembership.objects.get_or_create(index_code="SP500", instrument=aapl, start=dt.date(2000, 1, 1))

@@ -35,7 +35,7 @@ def api_gateway_event(path, *, method="GET", query=None, headers=None, request_i
 
 
 @pytest.fixture
-def on_lambda(lambda_handler, settings):  # noqa: F811
+def on_lambda(lambda_handler, settings, wsgi_keeps_the_test_connection):  # noqa: F811
     from django.urls import set_script_prefix
 
     settings.ALLOWED_HOSTS = [".execute-api.ap-southeast-2.amazonaws.com"]
