@@ -39,7 +39,9 @@ def shot(page, name):
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
-def test_a_trader_logs_in_and_reads_the_market_data(page, live_server, alice, aapl):
+# The data first, then the browser: ORM calls made while Playwright's event loop runs would open a
+# connection of their own that the test database's teardown then finds still open.
+def test_a_trader_logs_in_and_reads_the_market_data(live_server, alice, aapl, page):
     page.goto(f"{live_server.url}/")
     assert "/accounts/login/" in page.url  # not signed in yet
     page.fill("input[name=username]", "alice")
