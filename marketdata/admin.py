@@ -10,7 +10,7 @@ from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 
-from quant.quality import FLAG_LABELS, describe_flags
+from quant.flags import FLAG_LABELS, describe_flags
 
 from . import review
 from .models import BarCorrection, CorporateAction, IndexMembership, IngestRun, Instrument, PriceBar

@@ -8,11 +8,12 @@ from django.db import transaction
 from django.utils import timezone
 from ninja import Query, Router, Status
 from ninja.errors import AuthorizationError, ValidationError
-from ninja.pagination import PageNumberPagination, paginate
+from ninja.pagination import paginate
 
-from quant.quality import describe_flags
+from parakeet.pagination import PageNumberPagination
+from quant.flags import describe_flags
 
-from . import daily, symbols, universes
+from . import symbols
 from .models import IngestRun, Instrument, PriceBar, parse_symbol
 from .schemas import (
     AmbiguousSymbol,
@@ -180,6 +181,8 @@ def get_latest(request, symbol: str):
 @router.get("/universes/{code}", response={200: UniverseOut, **ERRORS, 404: Message})
 def get_universe(request, code: str, as_of: Optional[dt.date] = None):
     """Members of universe `code` (SP500, ASX300) on `as_of` (default today), delisted names included."""
+    from . import universes  # its file readers need pandas; this request does not load them until here
+
     as_of = as_of or timezone.localdate()
     code = code.strip().upper()
     rows = universes.members(code, as_of).order_by("symbol", "exchange").values_list(
@@ -204,15 +207,17 @@ def get_run(request, run_id: int):
     return run
 
 
-@router.post("/refresh", response={202: RefreshOut, **ERRORS})
+@router.post("/refresh", response={202: RefreshOut, **ERRORS, 503: Message})
 def refresh_data(request, payload: RefreshIn = None):
     """Start the daily chain for `exchange` (default XASX and XNYS) and `session` (default the latest closed).
 
     Answers 202 with the runs at once; the work is enqueued when the request's transaction commits
     (in-process when no Celery broker is configured, so the runs may already be finished). Needs a
-    read_write token or a staff login.
+    read_write token or a staff login. A broker that cannot be reached: 503, and the runs end failed
+    saying that nothing ran.
     """
-    from .tasks import run_daily_chain
+    # The daily chain needs the exchange calendars (pandas): loaded by this request, not at import (cold start).
+    from . import daily
 
     if getattr(request, "api_token", None) is None and not request.user.is_staff:
         raise AuthorizationError(message="starting a data refresh needs a read_write API token or a staff login")
@@ -224,8 +229,11 @@ def refresh_data(request, payload: RefreshIn = None):
         raise ValidationError([{"type": "value_error", "loc": ["body", "payload", "session"], "msg": str(exc)}])
     runs = [daily.start_daily(exchange=exchange, session=sessions[exchange], requested_by=request.user, trigger="api")
             for exchange in exchanges]
+    refused = []
     for run in runs:
-        # robust: a task that cannot even start is logged; the run row still says it never finished.
-        transaction.on_commit(lambda run=run: run_daily_chain.delay(run.exchange, run_id=run.pk), robust=True)
+        # robust: any other failure to start is logged; the run row still says it never finished.
+        transaction.on_commit(lambda run=run: daily.enqueue_daily(run) or refused.append(run), robust=True)
+    if refused:  # known here when the request commits as it goes (autocommit, the default)
+        return Status(503, {"detail": IngestRun.objects.get(pk=refused[0].pk).errors[0]})
     return Status(202, {"runs": IngestRun.objects.select_related("requested_by").filter(pk__in=[r.pk for r in runs])
                         .order_by("exchange")})

@@ -8,6 +8,7 @@ run after a complete one changes nothing (the ingest is incremental, the panels 
 """
 import contextlib
 import datetime as dt
+import logging
 import threading
 import time
 import zlib
@@ -24,6 +25,7 @@ from parakeet import schedules
 from . import calendars, freshness
 from .models import CALENDAR_OF, IngestRun, Instrument, PriceBar
 
+logger = logging.getLogger(__name__)
 EXCHANGES = tuple(schedules.RUN_AT)
 # The venues dated by each daily exchange's calendar: the XNYS run also brings Nasdaq and Arca listings.
 VENUES = {exchange: tuple(venue for venue, name in CALENDAR_OF.items() if name == exchange) for exchange in EXCHANGES}
@@ -64,6 +66,10 @@ def resolve_session(exchange, session=None, now=None):
     now = now or timezone.now()
     if session is None:
         return calendars.latest_closed_session(exchange, now)
+    cal = calendars.calendar(exchange)
+    first, last = cal.first_session.date(), cal.last_session.date()
+    if not first <= session <= last:  # the calendar cannot even be asked (year 1 overflows pandas)
+        raise DailyError(f"{session} is outside the {exchange} calendar ({first} to {last})")
     if not calendars.is_session(exchange, session):
         cal = calendars.calendar(exchange)
         before = cal.date_to_session(session, direction="previous").date()
@@ -135,7 +141,43 @@ def run_daily(*, exchange, session=None, now=None, requested_by=None, run=None, 
         run.finished_at = timezone.now()
         run.save()
         freshness.forget()
+        _alert(run)
     return run
+
+
+def _alert(run):
+    """Tell the desk (parakeet.alerts, once per incident) when the run failed or the data is stale."""
+    from parakeet import alerts
+
+    try:
+        if run.status in freshness.FAILED:
+            alerts.daily_failed(run.pk, run.exchange, run.session, run.status, run.errors[-1] if run.errors else "")
+        alerts.check_data()
+    except Exception:  # an alert that cannot be raised must not turn a finished run into an exception
+        logger.exception("daily %s %s: could not raise the alerts", run.exchange, run.session)
+
+
+def enqueue_daily(run) -> bool:
+    """Hand a run made by start_daily to the task queue (marketdata.tasks.run_daily_chain).
+
+    In-process without a broker. When the broker cannot be reached the run ends failed at once, its
+    error saying that nothing ran and how to run it by hand; returns False then, True when queued.
+    """
+    from kombu.exceptions import OperationalError as QueueUnreachable
+
+    from .tasks import run_daily_chain
+
+    try:
+        run_daily_chain.delay(run.exchange, run_id=run.pk)
+    except QueueUnreachable as exc:
+        error = (f"queue: the task queue (CELERY_BROKER_URL) did not take the run ({type(exc).__name__}); "
+                 f"nothing ran. Start it again later, or run `manage.py daily --exchange {run.exchange} "
+                 f"--date {run.session}`")
+        IngestRun.objects.filter(pk=run.pk).update(status=IngestRun.Status.FAILED, finished_at=timezone.now(),
+                                                   errors=[error])
+        logger.error("daily %s %s: run #%s not queued: %s", run.exchange, run.session, run.pk, exc)
+        return False
+    return True
 
 
 # A scheduled run of a session that ended so is not repeated: partial means the provider answered and
@@ -254,6 +296,10 @@ def _panels(run, *, exchange, session):
 
     since = run.params.get("since")
     since = dt.date.fromisoformat(since) if since else None
+    if _panels_owed(run):
+        # The previous run stored bars but could not write the panels (S3 unreachable, say): its bars
+        # may lie before `since`, so compare every year (only files whose bars changed are written).
+        since = None
     written, skipped, rows = [], 0, 0
     for venue in VENUES[exchange]:
         if not PriceBar.objects.filter(instrument__exchange=venue).exists():
@@ -263,6 +309,15 @@ def _panels(run, *, exchange, session):
         skipped += len(result.get("skipped", []))
         rows += result.get("rows", 0)
     return "ok", {"since": since and since.isoformat(), "written": written, "skipped": skipped, "rows": rows}
+
+
+def _panels_owed(run):
+    """Whether the exchange's previous daily run ended without refreshing its panels."""
+    previous = (IngestRun.objects.filter(kind=IngestRun.Kind.DAILY, exchange=run.exchange)
+                .exclude(pk=run.pk).filter(started_at__lte=run.started_at).order_by("-started_at", "-id").first())
+    if previous is None:
+        return False
+    return not any(step.get("step") == "panels" and step.get("status") == "ok" for step in previous.steps)
 
 
 def _hook(path):

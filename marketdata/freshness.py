@@ -1,19 +1,18 @@
 """How current the stored bars are: sessions behind the exchange calendar, per exchange, for every page."""
 import datetime as dt
 
-import numpy as np
 from django.core.cache import cache
 from django.db.models import Max, OuterRef, Subquery
 from django.utils import timezone
 
-from . import calendars
-from .models import Exchange, IngestRun, Instrument, PriceBar
+from .models import CALENDAR_OF, Exchange, IngestRun, Instrument, PriceBar
 
 EXCHANGE_LABELS = dict(Exchange.choices)
 # The exchanges the daily chain runs for; the banner names their last daily run when it failed.
 DAILY_EXCHANGES = ("XASX", "XNYS")
 FAILED = (IngestRun.Status.FAILED, IngestRun.Status.PROVIDER_ERROR)
 CACHE_KEY = "marketdata:freshness"
+COVERAGE_KEY = "marketdata:coverage"
 CACHE_SECONDS = 60
 
 
@@ -26,6 +25,11 @@ def freshness(exchange, last_date, now):
     Venues without a calendar (FX) count weekdays strictly after the last bar and before today
     (today's bar is not due until its close), and expect nothing in particular.
     """
+    # The calendars need pandas: a page pays for them when it shows freshness, the URLconf never does.
+    import numpy as np
+
+    from . import calendars
+
     expected = None
     if calendars.calendar_name(exchange) is not None:
         try:
@@ -110,7 +114,7 @@ def banner(now=None):
         state = freshness(exchange, last_date, now)
         if state["status"] == "stale":
             # XNAS and Arca bars come with the XNYS chain: the venue's calendar names its daily exchange.
-            chain = calendars.calendar_name(exchange)
+            chain = CALENDAR_OF.get(exchange)
             stale.append({"exchange": exchange, "label": EXCHANGE_LABELS.get(exchange, exchange),
                           "last_date": last_date, "never_run": chain in DAILY_EXCHANGES and chain not in latest["daily"],
                           **state})
@@ -121,6 +125,19 @@ def banner(now=None):
     return {"stale": stale, "failed": failed, "never_run": never_run}
 
 
+def coverage():
+    """PriceBar.objects.coverage_by_exchange() as a list, through the cache like the banner.
+
+    It aggregates every bar (about 0.3 s over 1.7 M bars on PostgreSQL), which the overview page
+    cannot pay on every view; a minute old at most, and fresh after every ingest and daily run.
+    """
+    rows = cache.get(COVERAGE_KEY)
+    if rows is None:
+        rows = list(PriceBar.objects.coverage_by_exchange())
+        cache.set(COVERAGE_KEY, rows, CACHE_SECONDS)
+    return rows
+
+
 def forget():
-    """Drop the cached freshness, so the next page reads the bars again (after a daily run)."""
-    cache.delete(CACHE_KEY)
+    """Drop the cached freshness and coverage, so the next page reads the bars again (after an ingest)."""
+    cache.delete_many([CACHE_KEY, COVERAGE_KEY])

@@ -255,7 +255,7 @@ class PriceBar(models.Model):
 
     @property
     def flag_labels(self):
-        from quant.quality import describe_flags
+        from quant.flags import describe_flags
 
         return describe_flags(self.flags)
 

@@ -9,7 +9,7 @@ import math
 
 from django.db import transaction
 
-from quant.quality import OHLC_INCONSISTENT, ZERO_PRICE
+from quant.flags import OHLC_INCONSISTENT, ZERO_PRICE
 
 from .models import BarCorrection, PriceBar
 

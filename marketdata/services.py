@@ -11,7 +11,7 @@ from tqdm import tqdm
 
 from quant.quality import check_bars
 
-from . import adjustments, bulk, calendars, checks, sources
+from . import adjustments, bulk, calendars, checks, freshness, sources
 from .errors import IngestError
 from .models import AssetType, Instrument, IngestRun
 
@@ -93,6 +93,7 @@ def ingest_bars(*, provider: str, path=None, symbols: list[str] | None = None, s
     run.finished_at = timezone.now()
     run.save()
     run.result = result
+    freshness.forget()  # the pages' cached coverage and freshness now read the new bars
     return run
 
 

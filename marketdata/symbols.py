@@ -10,19 +10,25 @@ delisted only when a delisting of its code is dated on or after its last stored 
 into or out of that code falls in between (codes are reused: WDS was delisted in 2016 and Woodside took
 the code in 2022, so the bars after 2016 keep WDS active).
 """
+from __future__ import annotations
+
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import pandas as pd
 from django.db import DatabaseError, transaction
 from django.db.models import Max, Min, Q
 from django.utils import timezone
 
 from .errors import IngestError
 from .models import IngestRun, Instrument, PriceBar, SymbolChange
-from .universes import parse_dates, read_csv_columns
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+# numpy, pandas and the file readers are imported inside the import functions below: the API's price
+# endpoint uses this module's queries (rename_chain, renamed_from) and must not load them (cold start).
 
 ASX_SOURCE = "asx"
 # A chain longer than this is a data loop, not a company's history.
@@ -102,6 +108,8 @@ def import_symbols(*, changes=None, delisted=None, exchange: str = "XASX", reque
 # --- reading -------------------------------------------------------------------------------------
 
 def _codes(values, *, file, column):
+    import numpy as np
+
     bad = (values == "").to_numpy()
     if bad.any():
         raise IngestError("missing", file=file, row=int(np.flatnonzero(bad)[0]) + 2, column=column)
@@ -113,6 +121,10 @@ def read_code_changes(path: Path) -> pd.DataFrame:
 
     Rows where only the name changed (new_code = old_code) are left out; exact repeats are dropped.
     """
+    import pandas as pd
+
+    from .universes import parse_dates, read_csv_columns
+
     file = path.name
     raw = read_csv_columns(path, ["effective_date", "old_code", "new_code"], optional=["old_name", "new_name"])
     frame = pd.DataFrame({
@@ -128,6 +140,10 @@ def read_code_changes(path: Path) -> pd.DataFrame:
 
 def read_delistings(path: Path) -> pd.DataFrame:
     """Delistings of an ASX delisted file: symbol, date (datetime64, the date delisted), name, reason."""
+    import pandas as pd
+
+    from .universes import parse_dates, read_csv_columns
+
     file = path.name
     raw = read_csv_columns(path, ["code", "date_delisted"], optional=["company_name", "reason"])
     frame = pd.DataFrame({
@@ -142,6 +158,8 @@ def read_delistings(path: Path) -> pd.DataFrame:
 # --- writing -------------------------------------------------------------------------------------
 
 def _store_changes(renames, exchange):
+    import pandas as pd
+
     wanted = {(old, new, pd.Timestamp(day).date()): (old_name[:200], new_name[:200])
               for day, old, new, old_name, new_name in renames[
                   ["date", "old_symbol", "new_symbol", "old_name", "new_name"]].itertuples(index=False)}
@@ -166,6 +184,8 @@ def _store_changes(renames, exchange):
 
 def _apply_delistings(delistings, exchange):
     """Mark delisted the stored instruments the evidence points at; undo our marks it no longer supports."""
+    import pandas as pd
+
     dates_of = {symbol: sorted(pd.Timestamp(d).date() for d in group["date"])
                 for symbol, group in delistings.groupby("symbol", sort=False)}
     instruments = (Instrument.objects.filter(exchange=exchange, symbol__in=list(dates_of))

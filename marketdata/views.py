@@ -1,5 +1,8 @@
-"""Market-data pages: overview, instrument list and chart, data coverage."""
-import pandas as pd
+"""Market-data pages: overview, instrument list and chart, data coverage.
+
+pandas and plotly (charts, health) are imported by the views that draw with them, not by this module:
+resolving the URLconf must stay cheap for every web request of a fresh Lambda container (cold start).
+"""
 from django import forms
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
@@ -9,8 +12,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.safestring import mark_safe
 
-from . import charts, health, review
-from .freshness import freshness
+from . import review
+from .freshness import coverage, freshness
 from .models import CorporateAction, Exchange, IngestRun, Instrument, PriceBar, parse_symbol
 from .symbology import SymbolError
 
@@ -28,9 +31,9 @@ def overview(request):
     """What market data is loaded, how fresh it is per exchange, and the latest ingest runs."""
     now = timezone.now()
     instruments = dict(Instrument.objects.order_by().values_list("exchange").annotate(n=Count("id")))
-    coverage = list(PriceBar.objects.coverage_by_exchange())
+    rows = coverage()
     exchanges = []
-    for row in coverage:
+    for row in rows:
         exchange = row["exchange"]
         exchanges.append({
             **row,
@@ -120,6 +123,8 @@ def instrument_detail(request, symbol):
         return render(request, "marketdata/instrument_not_found.html",
                       {"symbol": symbol, "bare": bare, "exchange": exchange, "reason": str(exc)}, status=404)
 
+    from . import charts
+
     form = ChartForm(request.GET)
     valid = form.is_valid()
     options = form.cleaned_data
@@ -171,6 +176,8 @@ def instrument_detail(request, symbol):
 
 def data_health(request):
     """Coverage and quality per exchange, missing-session gaps, flagged bars to review, recent corrections."""
+    from . import health
+
     exchanges, gaps = health.exchange_rows()
     form, page = health.flagged_page(request.GET)
     query = request.GET.copy()
@@ -242,6 +249,8 @@ def bar_review(request, pk):
 
 def _actions_table(actions):
     """The latest ACTIONS_ON_DETAIL of (ex_date, kind, ratio, amount, source) rows, labelled as on the chart."""
+    from . import charts
+
     kinds = dict(CorporateAction.Kind.choices)
     rows = [{"ex_date": ex_date, "kind": kinds.get(kind, kind), "source": source,
              "label": charts.action_label(kind, ratio, None if amount is None else float(amount))}
@@ -250,6 +259,8 @@ def _actions_table(actions):
 
 
 def _months_before(day, months):
+    import pandas as pd  # only the instrument page gets here, and it has loaded pandas for its chart
+
     return (pd.Timestamp(day) - pd.DateOffset(months=months)).date()
 
 

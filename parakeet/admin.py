@@ -2,7 +2,11 @@
 from django.contrib import admin, messages
 from django.utils import timezone
 
-from .models import ApiToken
+from .models import Alert, ApiToken
+from .throttle import ThrottledAuthenticationForm
+
+# The admin's login page says "locked for N minutes" too (the backend refuses either way).
+admin.site.login_form = ThrottledAuthenticationForm
 
 
 class LiveFilter(admin.SimpleListFilter):
@@ -62,3 +66,19 @@ class ApiTokenAdmin(admin.ModelAdmin):
     def revoke_tokens(self, request, queryset):
         n = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
         self.message_user(request, f"{n} token(s) revoked.", messages.SUCCESS)
+
+
+@admin.register(Alert)
+class AlertAdmin(admin.ModelAdmin):
+    """Alerts sent (read-only): which incident, when, to which channels, and what failed."""
+
+    list_display = ("subject", "created_at", "sent_to", "errors")
+    search_fields = ("key", "subject")
+    date_hierarchy = "created_at"
+    readonly_fields = ("key", "subject", "body", "created_at", "sent_to", "errors")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

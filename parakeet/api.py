@@ -1,12 +1,15 @@
 """The one NinjaAPI; each app mounts its Router here, and one handler turns domain errors into 4xx JSON."""
 from functools import partial
 
+from django.conf import settings
+from django.contrib.admin.views.decorators import staff_member_required
 from django.core.exceptions import MultipleObjectsReturned, ObjectDoesNotExist
 from django.core.exceptions import ValidationError as DjangoValidationError
 from ninja import NinjaAPI
-from ninja.errors import AuthenticationError
+from ninja.errors import AuthenticationError, Throttled
 
 from .auth import api_auth
+from .throttle import TokenRateThrottle
 
 DESCRIPTION = """
 Parakeet's JSON API for scripts and notebooks.
@@ -21,12 +24,22 @@ No credentials or a bad token: `401`. A read-only token on a write: `403`.
 `{"detail": [{"type": "greater_than_equal", "loc": ["query", "page"],
 "msg": "Input should be greater than or equal to 1"}]}`.
 
+**Rate limit.** Each token may make a fixed number of requests a minute (600 unless the desk set
+`PARAKEET_API_TOKEN_RATE`); past it, `429` with a `Retry-After` header in seconds.
+
 **Pagination.** Lists take `page` (from 1) and `page_size` (default 50, capped at 500) and answer
 `{"items": [...], "count": N}`; a page past the end has an empty `items`.
 """
 
-# The docs and schema stay behind the site login; API operations answer 401 themselves.
+# The docs and schema are for staff (docs_decorator); API operations answer 401 themselves.
 DOCS_URL_NAMES = {"openapi-json", "openapi-view", "api-root"}
+
+
+BAD_BODY = {
+    "description": "The request body is not JSON, or is larger than the server accepts",
+    "content": {"application/json": {"schema": {
+        "type": "object", "properties": {"detail": {"type": "string"}}, "required": ["detail"]}}},
+}
 
 
 class ParakeetAPI(NinjaAPI):
@@ -34,9 +47,22 @@ class ParakeetAPI(NinjaAPI):
 
     def __init__(self, **kwargs):
         kwargs.setdefault("auth", api_auth)
+        kwargs.setdefault("throttle", [TokenRateThrottle()])
+        kwargs.setdefault("docs_decorator", staff_member_required)
         super().__init__(**kwargs)
         for error in (AuthenticationError, ObjectDoesNotExist, MultipleObjectsReturned, DjangoValidationError):
             self.add_exception_handler(error, partial(domain_error, api=self))
+        self.add_exception_handler(Throttled, partial(throttled, api=self))
+
+    def get_openapi_schema(self, *args, **kwargs):
+        # Every operation with a body can answer 400 (ninja: a body that is not JSON, or over
+        # DATA_UPLOAD_MAX_MEMORY_SIZE) before its own validation; say so in the published schema.
+        schema = super().get_openapi_schema(*args, **kwargs)
+        for methods in schema["paths"].values():
+            for operation in methods.values():
+                if "requestBody" in operation:
+                    operation["responses"].setdefault("400", BAD_BODY)
+        return schema
 
     def _get_urls(self):
         # LoginRequiredMiddleware would answer an API client with a 302 to the login page.
@@ -45,6 +71,15 @@ class ParakeetAPI(NinjaAPI):
             if pattern.name not in DOCS_URL_NAMES:
                 pattern.callback.login_required = False
         return urls
+
+
+def throttled(request, exc, *, api):
+    """429 naming the limit and the token; ninja adds Retry-After (whole seconds) to this response."""
+    limit, window = settings.API_TOKEN_RATE
+    token = getattr(request, "api_token", None)
+    who = f"token {token.prefix!r}" if token is not None else "this client"
+    detail = f"rate limit of {limit} requests per {window} s reached for {who}; retry after {exc.wait} s"
+    return api.create_response(request, {"detail": detail}, status=429)
 
 
 def domain_error(request, exc, *, api):

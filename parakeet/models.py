@@ -60,3 +60,24 @@ class ApiToken(models.Model):
     def revoke(self):
         self.revoked_at = timezone.now()
         self.save(update_fields=["revoked_at"])
+
+
+class Alert(models.Model):
+    """One incident the desk was told about (a failed daily run, an exchange's data gone stale), once.
+
+    `key` names the incident (`daily-failed:<run id>`, `stale:<exchange>:<last bar date>`); its
+    uniqueness is what makes an alert go out once however many processes notice the incident.
+    """
+
+    key = models.CharField(max_length=200, unique=True)
+    subject = models.CharField(max_length=300)
+    body = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_to = models.JSONField(default=list, blank=True, help_text="Channels that accepted it: email, sns")
+    errors = models.JSONField(default=list, blank=True, help_text="Channels that failed, with the reason")
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return self.subject

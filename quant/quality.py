@@ -12,29 +12,21 @@ a stale run) is flagged and used.
 import numpy as np
 import pandas as pd
 
-ZERO_PRICE = 1 << 0  # a price field was zero or negative; stored as missing
-OHLC_INCONSISTENT = 1 << 1  # low above open/close, high below them, or low above high
-NOT_A_SESSION = 1 << 2  # dated on a day the exchange was closed
-MISSING_CLOSE = 1 << 3  # no usable close at all
-NEGATIVE_VOLUME = 1 << 4  # volume below zero; stored as missing
-JUMP = 1 << 5  # close-to-close move beyond JUMP_RATIO that no corporate action explains
-STALE = 1 << 6  # the close repeats the previous bar's within a long run of one close
-FLIP = 1 << 7  # inside an excursion: a jump that a jump the other way undoes within FLIP_WINDOW bars
-SYMBOL_REUSED = 1 << 8  # first bar of a new level after a long trading gap: another company on the code
-
-FLAG_LABELS = {
-    ZERO_PRICE: "zero or negative price (stored as missing)",
-    OHLC_INCONSISTENT: "OHLC inconsistent (low/high do not bound open/close)",
-    NOT_A_SESSION: "date is not a session of the exchange",
-    MISSING_CLOSE: "no close price",
-    NEGATIVE_VOLUME: "negative volume (stored as missing)",
-    JUMP: "jump no corporate action explains",
-    STALE: "stale: the same close repeated",
-    FLIP: "flips back and forth (jump undone within days)",
-    SYMBOL_REUSED: "symbol reused by another company, or relisted (new level after a long gap)",
-}
-QUARANTINE_MASK = NOT_A_SESSION | MISSING_CLOSE | FLIP | SYMBOL_REUSED
-SERIES_FLAGS = JUMP | STALE | FLIP | SYMBOL_REUSED  # set by check_series; the rest by check_bars
+from .flags import (  # noqa: F401 - re-exported: the reasons belong with the checks that set them
+    ZERO_PRICE,
+    OHLC_INCONSISTENT,
+    NOT_A_SESSION,
+    MISSING_CLOSE,
+    NEGATIVE_VOLUME,
+    JUMP,
+    STALE,
+    FLIP,
+    SYMBOL_REUSED,
+    FLAG_LABELS,
+    QUARANTINE_MASK,
+    SERIES_FLAGS,
+    describe_flags,
+)
 
 # A move beyond x3 or below /3 close to close: no ordinary session does that, a consolidation or split does
 # (the ASX file: GMG 2012-04-19 x5.2, IVV 2022-12-13 x0.066).
@@ -53,11 +45,6 @@ STALE_RUN = 5
 STALE_RUN_TRADED = 10
 
 PRICE_COLUMNS = ("open", "high", "low", "close")
-
-
-def describe_flags(flags):
-    """The reasons a bitmask carries, in a fixed order: 5 -> ['zero or negative price ...', 'date is not ...']."""
-    return [label for bit, label in FLAG_LABELS.items() if flags & bit]
 
 
 def check_bars(bars, sessions=None):

@@ -8,7 +8,7 @@ from django.contrib import admin
 from django.urls import reverse
 
 from marketdata.models import BarCorrection, CorporateAction, IndexMembership, IngestRun, Instrument, PriceBar
-from parakeet.models import ApiToken, hash_token
+from parakeet.models import Alert, ApiToken, hash_token
 from quant.quality import NOT_A_SESSION, OHLC_INCONSISTENT
 from scanner.models import SavedScreen, ScanHit, ScanReplay, ScanRun
 from strategies.models import BacktestRun, BacktestSweep, SweepResult
@@ -20,7 +20,7 @@ OUR_APPS = {"marketdata", "trades", "strategies", "scanner", "parakeet"}
 OUR_MODELS = [m for m in admin.site._registry if m._meta.app_label in OUR_APPS]
 # Written by jobs (runs, hits, snapshots) or the journal (trades keep their TradeVersion history).
 NO_ADD_PAGE = {IngestRun, Trade, TradeVersion, TradeExit, PortfolioSnapshot, BacktestRun, BacktestSweep, ScanRun,
-               ScanHit, BarCorrection, ScanReplay}
+               ScanHit, BarCorrection, ScanReplay, Alert}
 RAW_TOKEN = re.compile(r"pk_[A-Za-z0-9_-]{43}")
 
 
@@ -51,6 +51,7 @@ def one_of_everything(aapl, alice):
     ScanReplay.objects.create(screen="high_52w", universe="SP500", start=dt.date(2023, 1, 2), end=dt.date(2023, 12, 29),
                               saved_screen=SavedScreen.objects.first())
     ApiToken.objects.create(user=alice, name="notebook", key_hash=hash_token("pk_x"), prefix="pk_x")
+    Alert.objects.create(key="stale:XNAS:2024-03-08", subject="Nasdaq data is 3 sessions behind", sent_to=["email"])
 
 
 def _url(model, view, *args):
@@ -61,7 +62,7 @@ def test_every_model_of_ours_is_registered():
     names = {m.__name__ for m in OUR_MODELS}
     assert names == {"Instrument", "PriceBar", "BarCorrection", "CorporateAction", "IndexMembership", "IngestRun",
                      "Portfolio", "CashMovement", "Trade", "TradeVersion", "TradeExit", "PortfolioSnapshot", "BacktestRun",
-                     "BacktestSweep", "ScanRun", "ScanHit", "ApiToken", "SavedScreen", "ScanReplay"}
+                     "BacktestSweep", "ScanRun", "ScanHit", "ApiToken", "SavedScreen", "ScanReplay", "Alert"}
 
 
 @pytest.mark.parametrize("model", OUR_MODELS, ids=lambda m: m.__name__)

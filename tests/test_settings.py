@@ -69,7 +69,7 @@ def test_production_refuses_the_development_secret(settings_from):
         settings_from("prod")
     with pytest.raises(ImproperlyConfigured, match="DEBUG"):
         settings_from("prod", SECRET_KEY="x" * 60, DEBUG="1")
-    s = settings_from("prod", SECRET_KEY="k" * 60)
+    s = settings_from("prod", SECRET_KEY="k" * 60, DATABASE_URL="postgres://u:p@ep-x.neon.tech/desk?sslmode=require")
     assert s["SESSION_COOKIE_SECURE"] and s["CSRF_COOKIE_SECURE"] and s["SECURE_SSL_REDIRECT"]
 
 

@@ -7,6 +7,9 @@ from parakeet import schedules
 from . import env
 from .env import BASE_DIR
 
+# PARAKEET_SECRETS_ARN: SECRET_KEY, DATABASE_URL, TIINGO_API_KEY (and EMAIL_URL) from AWS Secrets Manager.
+env.load_secrets()
+
 SECRET_KEY = env.str_("SECRET_KEY", "insecure-dev-key-change-me-in-production-0123456789")
 DEBUG = env.bool_("DEBUG", False)
 ALLOWED_HOSTS = env.list_("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"], required=True)
@@ -30,6 +33,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "parakeet.observability.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -78,6 +82,14 @@ else:
     # (Neon closes idle connections). 0 disables reuse, e.g. behind Neon's pooled endpoint.
     DATABASES["default"]["CONN_MAX_AGE"] = env.int_("DATABASE_CONN_MAX_AGE", 60, minimum=0)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # A Neon compute waking from suspend takes a few seconds; a dead host should not eat the Lambda's 30 s.
+    DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env.int_("DATABASE_CONNECT_TIMEOUT", 10,
+                                                                                minimum=1)
+    if env.bool_("DATABASE_POOLED", "-pooler." in DATABASES["default"].get("HOST", "")):
+        # Neon's pooled endpoint is PgBouncer in transaction mode: a server-side cursor or a prepared
+        # statement would outlive the transaction on a server connection another client gets next.
+        DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
+        DATABASES["default"]["OPTIONS"]["prepare_threshold"] = None
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -94,7 +106,7 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = env.str_("PARAKEET_STATIC_ROOT", str(BASE_DIR / "staticfiles"))
 
 S3_BUCKET = env.str_("PARAKEET_S3_BUCKET", "")
 if S3_BUCKET:
@@ -129,6 +141,9 @@ CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_RESULT_BACKEND = env.str_("CELERY_RESULT_BACKEND", "") or None
 CELERY_TASK_ACKS_LATE = True
+# A broker that is down should fail a request in a few seconds (the API answers 503), not hang it.
+CELERY_BROKER_CONNECTION_TIMEOUT = 3
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
 CELERY_TIMEZONE = "UTC"
 # The daily chain per exchange, after its close in its own time zone (parakeet/schedules.py says why
 # these times). Zappa's scheduled events in zappa_settings.json fire the same chain on Lambda.
@@ -168,12 +183,47 @@ CODE_VERSION = env.str_("PARAKEET_CODE_VERSION", "")
 
 # API: page size of paginated lists, the ceiling a client may ask for.
 NINJA_PAGINATION_PER_PAGE = env.int_("PARAKEET_API_PAGE_SIZE", 50, minimum=1)
+NINJA_PAGINATION_CLASS = "parakeet.pagination.PageNumberPagination"  # page numbers a database can offset
 
+# The cache: API rate limits, login throttling, alert de-duplication, the stale banner. Per process by
+# default; share it (redis:// or db://) when several processes serve one site, or limits are per process.
+CACHES = {"default": env.cache_("PARAKEET_CACHE_URL", "locmem://")}
+
+# Mail (alerts, error reports): EMAIL_URL, e.g. smtp://user:password@smtp.example.com:587/?tls=True.
+globals().update(env.email_("EMAIL_URL", "console://"))  # EMAIL_BACKEND, EMAIL_HOST, ..., EMAIL_USE_TLS
+DEFAULT_FROM_EMAIL = SERVER_EMAIL = env.str_("PARAKEET_FROM_EMAIL", "parakeet@localhost")
+# Who hears about failed ingests and stale data (parakeet/alerts.py): emails, and an SNS topic when set.
+ALERT_EMAILS = env.list_("PARAKEET_ALERT_EMAILS", [])
+ALERT_SNS_TOPIC = env.str_("PARAKEET_ALERT_SNS_TOPIC", "")
+AWS_SNS_REGION_NAME = env.str_("AWS_SNS_REGION_NAME", "") or None
+
+# Request bodies and uploads: Django refuses a bigger body with 400 before anything parses it; an upload
+# (parakeet/uploads.py) is refused above PARAKEET_UPLOAD_MAX_BYTES, naming the file and the limit.
+UPLOAD_MAX_BYTES = env.int_("PARAKEET_UPLOAD_MAX_BYTES", 5 * 1024 * 1024, minimum=1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = UPLOAD_MAX_BYTES + 64 * 1024  # the multipart envelope around one file
+FILE_UPLOAD_MAX_MEMORY_SIZE = UPLOAD_MAX_BYTES
+DATA_UPLOAD_MAX_NUMBER_FIELDS = 1000
+DATA_UPLOAD_MAX_NUMBER_FILES = 5
+
+# API: requests per bearer token (fixed window in the cache); over it, 429 with Retry-After.
+API_TOKEN_RATE = env.rate_("PARAKEET_API_TOKEN_RATE", "600/min")
+# Login: after this many failed logins of one username from one address within the lockout, refuse
+# that pair (429) until the lockout has passed; an address alone gets four times as many.
+LOGIN_FAILURE_LIMIT = env.int_("PARAKEET_LOGIN_FAILURES", 5, minimum=1)
+LOGIN_LOCKOUT_SECONDS = env.int_("PARAKEET_LOGIN_LOCKOUT", 900, minimum=1)
+AUTHENTICATION_BACKENDS = ["parakeet.throttle.ThrottledModelBackend"]
+
+# Logs: one JSON object a line with the request id (parakeet/observability.py); LOG_FORMAT=plain for people.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"request_id": {"()": "parakeet.observability.RequestIdFilter"}},
+    "formatters": {
+        "json": {"()": "parakeet.observability.JsonFormatter"},
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["request_id"],
+                             "formatter": env.choice_("LOG_FORMAT", "json", ("json", "plain"))}},
     "root": {"handlers": ["console"], "level": env.str_("LOG_LEVEL", "INFO")},
     # urllib3 warns on every retry it makes; the provider adapters report each symbol's outcome instead.
     "loggers": {"urllib3": {"level": "ERROR"}},

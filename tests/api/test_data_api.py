@@ -369,17 +369,20 @@ def test_a_non_numeric_run_id_is_422_naming_it(api):
 
 # --- the published schema (BR-22) -------------------------------------------------------------
 
-def test_the_openapi_schema_builds_with_every_path(alice_client):
-    response = alice_client.get(f"{API}/openapi.json")
+def test_the_openapi_schema_builds_with_every_path(admin_client_):
+    response = admin_client_.get(f"{API}/openapi.json")
     assert response.status_code == 200
     paths = set(response.json()["paths"])
     assert {f"{API}/data/instruments", f"{API}/data/prices/{{symbol}}", f"{API}/data/latest/{{symbol}}",
             f"{API}/data/runs", f"{API}/data/runs/{{run_id}}"} <= paths
 
 
-def test_the_docs_need_a_login(client, alice):
+def test_the_docs_are_for_staff(client, alice, carol):
     assert client.get(f"{API}/docs").status_code == 302
     client.force_login(alice)
+    response = client.get(f"{API}/openapi.json")
+    assert response.status_code == 302 and response["Location"].startswith("/admin/login/")
+    client.force_login(carol)
     assert client.get(f"{API}/docs").status_code == 200
 
 
@@ -388,9 +391,9 @@ def _response_schema(spec, path):
     return {**ref, "components": spec["components"]}
 
 
-def test_a_real_price_response_validates_against_the_published_schema(api, alice_client, make_bars):
+def test_a_real_price_response_validates_against_the_published_schema(api, admin_client_, make_bars):
     make_bars("AAPL", "XNAS", [(dt.date(2024, 3, 8), 169.00, 173.70, 168.94, 187.44, 76_114_600)])
-    spec = alice_client.get(f"{API}/openapi.json").json()
+    spec = admin_client_.get(f"{API}/openapi.json").json()
     schema = _response_schema(spec, f"{API}/data/prices/{{symbol}}")
     assert spec["components"]["schemas"]["BarOut"]["properties"]["close"]["anyOf"][0] == {"type": "number"}
 
@@ -405,9 +408,9 @@ def test_a_real_price_response_validates_against_the_published_schema(api, alice
         jsonschema.validate(as_string, schema)
 
 
-def test_latest_instruments_and_runs_validate_against_the_published_schema(api, alice_client, aapl):
+def test_latest_instruments_and_runs_validate_against_the_published_schema(api, admin_client_, aapl):
     IngestRun.objects.create(provider="csv")
-    spec = alice_client.get(f"{API}/openapi.json").json()
+    spec = admin_client_.get(f"{API}/openapi.json").json()
     for path in ("latest/AAPL", "instruments", "runs"):
         template = {"latest/AAPL": "latest/{symbol}"}.get(path, path)
         jsonschema.validate(api.get(f"{API}/data/{path}").json(), _response_schema(spec, f"{API}/data/{template}"))

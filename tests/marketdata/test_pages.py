@@ -92,10 +92,15 @@ def test_the_admin_link_is_for_staff_only(client, alice, carol):
     assert 'href="/admin/"' in text(client.get("/"))
 
 
-def test_the_nav_links_every_page_and_the_api_docs(alice_client):
-    body = text(alice_client.get("/"))
-    for href in ['href="/"', 'href="/trades/"', 'href="/instruments/"', 'href="/data/"', 'href="/api/v1/docs"']:
+def test_the_nav_links_every_page_and_staff_see_the_api_docs(client, alice, carol):
+    client.force_login(alice)
+    body = text(client.get("/"))
+    for href in ['href="/"', 'href="/trades/"', 'href="/instruments/"', 'href="/data/"', 'href="/strategies/"',
+                 'href="/scanner/"']:
         assert href in body
+    assert 'href="/api/v1/docs"' not in body  # the docs are staff-only
+    client.force_login(carol)
+    assert 'href="/api/v1/docs"' in text(client.get("/"))
 
 
 def test_the_data_page_links_to_the_market_overview(alice_client):
