@@ -51,6 +51,18 @@ def admin_client_(client, carol):
     return client
 
 
+@pytest.fixture
+def openapi_spec(carol):
+    """The published OpenAPI schema, as staff read it (the docs and schema are staff-only)."""
+    from django.test import Client
+
+    staff = Client()
+    staff.force_login(carol)
+    response = staff.get("/api/v1/openapi.json")
+    assert response.status_code == 200
+    return response.json()
+
+
 def _token(user, scope):
     from parakeet.models import ApiToken
 

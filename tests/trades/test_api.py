@@ -60,14 +60,14 @@ def test_partial_exits_keep_the_trade_open_until_the_last_share(api, usd_book, a
     assert last["version"] == 3
 
 
-def test_pnl_is_an_exact_decimal_string_the_schema_announces(api, alice_client, usd_book, make_bars):
+def test_pnl_is_an_exact_decimal_string_the_schema_announces(api, usd_book, make_bars, openapi_spec):
     # PITFALLS BR-22: 10 x (187.44 - 180.10) = 73.40, exactly, and typed as the OpenAPI schema says.
     make_bars("AAPL", "XNAS", [(dt.date(2024, 3, 7), 180.0, 181.0, 179.5, 180.10, 1),
                                (dt.date(2024, 3, 8), 169.00, 173.70, 168.94, 187.44, 1)])
     body = trade(api, symbol="AAPL", quantity="10", entry_price="180.10", entry_date="2024-03-07",
                  exit_date="2024-03-08", exit_price="187.4400")
     assert body["pnl"] == "73.40" and body["exit_price"] == "187.44"
-    spec = alice_client.get(f"{API}/openapi.json").json()
+    spec = openapi_spec
     schema = {**spec["paths"][f"{API}/trades/{{trade_id}}"]["get"]["responses"]["200"]["content"]["application/json"]
               ["schema"], "components": spec["components"]}
     assert spec["components"]["schemas"]["TradeOut"]["properties"]["pnl"]["anyOf"][0] == {
@@ -260,12 +260,12 @@ def test_the_list_costs_the_same_queries_for_ten_or_a_hundred_rows(api, twenty_f
         api.get(f"{API}/trades?limit=3")
 
 
-def test_the_openapi_schema_lists_the_old_paths(alice_client):
-    paths = set(alice_client.get(f"{API}/openapi.json").json()["paths"])
+def test_the_openapi_schema_lists_the_old_paths(openapi_spec):
+    paths = set(openapi_spec["paths"])
     assert {f"{API}/trades", f"{API}/trades/{{trade_id}}", f"{API}/trades/{{trade_id}}/history",
             f"{API}/portfolio/summary", f"{API}/portfolio/snapshots", f"{API}/trades/export",
             f"{API}/portfolio/snapshots/export"} <= paths
-    methods = alice_client.get(f"{API}/openapi.json").json()["paths"][f"{API}/trades/{{trade_id}}"]
+    methods = openapi_spec["paths"][f"{API}/trades/{{trade_id}}"]
     assert {"get", "put", "patch", "delete"} <= set(methods)
 
 
