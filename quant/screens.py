@@ -24,7 +24,9 @@ Conventions (docs/scanner.md says the same at length):
   that date that have a value.
 
 The momentum-breakout rules that do not depend on the rest of the universe (trend, near the high,
-tightening range) are in `breakout_setup`, a plain function a strategy can call on its own panel.
+tightening range) are also in `breakout_setup`, a plain function on a panel. The breakout strategy
+(`quant.strategies.breakout`) sets names up with `momentum_breakout` itself, so scans and backtests share
+one implementation of the rules.
 """
 from dataclasses import dataclass, field
 from typing import Literal
@@ -461,7 +463,7 @@ def breakout_setup(close: pd.DataFrame, high: pd.DataFrame, low: pd.DataFrame, p
       `rising_over` sessions earlier;
     - near_high: close >= (1 - max_below_high) x the highest high of the last `high_window` sessions;
     - tightening: mean true range % over `atr_short` sessions / over `atr_long` <= max_atr_ratio.
-    Reused by the breakout strategy; the screen adds the universe-wide momentum rank and the filters.
+    The screen adds the universe-wide momentum rank and the filters.
     """
     return _breakout_setup(UniversePanel.build(close=close, high=high, low=low), params or MomentumBreakout())
 

@@ -18,6 +18,8 @@ from django.utils import timezone
 from marketdata.panels import PanelError
 from parakeet.jobs import JobStatus
 from quant import screens as quant_screens
+from quant.strategies.breakout import params_from_screen
+from strategies import services as backtests
 
 from .loading import ScanError, latest_session, load_universe, universe_calendars, universe_codes, window_start
 from .models import SavedScreen, ScanHit, ScanReplay, ScanRun
@@ -27,9 +29,10 @@ log = logging.getLogger(__name__)
 SPARKLINE_SESSIONS = 63
 HORIZONS = (5, 20, 60)
 MAX_REPLAY_YEARS = 25
+BACKTEST_YEARS = 3  # a scan's one-click backtest runs over the years up to its as-of date
 
 __all__ = ["ScanError", "resolve_screen", "start_scan", "run_scan", "scan", "scan_daily", "save_screen",
-           "start_replay", "run_replay"]
+           "start_replay", "run_replay", "start_screen_backtest"]
 
 
 # --- screens and parameters ------------------------------------------------------------------------------
@@ -329,3 +332,42 @@ def run_replay(replay: ScanReplay, *, check: bool = True) -> ScanReplay:
     replay.status, replay.finished_at = JobStatus.SUCCESS, timezone.now()
     replay.save()
     return replay
+
+
+# --- the breakout strategy with a screen's rules ---------------------------------------------------------
+
+def start_screen_backtest(*, source: ScanRun | ScanReplay, requested_by=None):
+    """Start a backtest of the `breakout` strategy set up by this momentum-breakout scan or replay.
+
+    The strategy's setup parameters are the screen's (quant.strategies.breakout.params_from_screen; its
+    entry, stop and exit take their defaults), its universe is the screen's, its range the replay's, or
+    the BACKTEST_YEARS years to a scan's as-of date. Returns the queued BacktestRun, which runs when the
+    request commits (strategies.services.start_backtest). Raises ScanError naming the problem: another
+    screen, a universe of several codes, a request the backtest refuses.
+    """
+    if source.screen != "momentum_breakout":
+        raise ScanError(f"the breakout strategy uses the momentum breakout's rules, not those of "
+                        f"{source.screen_label}", field="screen")
+    if "+" in source.universe:
+        raise ScanError(f"a backtest runs over one universe; this screen ran over {source.universe}", field="universe")
+    params = params_from_screen(validated_params(source.screen, source.params))
+    origin = {"kind": "replay" if isinstance(source, ScanReplay) else "scan", "id": source.pk, "name": source.name,
+              "screen": source.screen}
+    if isinstance(source, ScanReplay):
+        start, end = source.start, source.end
+    else:
+        end = source.as_of
+        start = _years_before(end, BACKTEST_YEARS)
+        origin["as_of"] = end.isoformat()
+    try:
+        return backtests.start_backtest(strategy="breakout", params=params.model_dump(), universe=source.universe,
+                                        start=start, end=end, requested_by=requested_by, origin=origin)
+    except backtests.BacktestRequestError as exc:
+        raise ScanError(exc.message, field=".".join(exc.loc)) from None
+
+
+def _years_before(day: dt.date, years: int) -> dt.date:
+    try:
+        return day.replace(year=day.year - years)
+    except ValueError:  # 29 February
+        return day.replace(year=day.year - years, day=28)

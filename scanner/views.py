@@ -267,3 +267,26 @@ def replay_detail(request, replay_id):
             "fwd_keys": [f"fwd_{k}" for k in replay.horizons],
         })
     return render(request, "scanner/scanreplay_detail.html", context)
+
+
+def backtest_scan(request, run_id):
+    """POST: start the breakout strategy's backtest with this momentum-breakout scan's rules, go to its page."""
+    run = get_object_or_404(ScanRun.objects.for_list(), pk=run_id)
+    return _backtest(request, run, reverse("scanner:run_detail", kwargs={"run_id": run.pk}))
+
+
+def backtest_replay(request, replay_id):
+    """POST: the same for a replay, over the replay's dates."""
+    replay = get_object_or_404(ScanReplay.objects.select_related("saved_screen").defer("hits", "daily"), pk=replay_id)
+    return _backtest(request, replay, reverse("scanner:replay_detail", kwargs={"replay_id": replay.pk}))
+
+
+def _backtest(request, source, back):
+    if request.method != "POST":
+        return redirect(back)
+    try:
+        run = services.start_screen_backtest(source=source, requested_by=request.user)
+    except services.ScanError as exc:
+        messages.error(request, f"Backtest not started: {exc.detail}")
+        return redirect(back)
+    return redirect("strategies:backtest_detail", pk=run.pk)

@@ -274,12 +274,18 @@ def from_start(targets: pd.DataFrame, first: pd.Timestamp) -> pd.DataFrame:
 
 # --- runs ----------------------------------------------------------------------------------------------
 
-def create_backtest(request: Request, *, requested_by=None) -> BacktestRun:
-    """Record a queued BacktestRun for a validated request; the caller enqueues execute (run_backtest_task)."""
+def create_backtest(request: Request, *, requested_by=None, origin: dict | None = None) -> BacktestRun:
+    """Record a queued BacktestRun for a validated request; the caller enqueues execute (run_backtest_task).
+
+    origin: where the run was started from, kept with its parameters and shown on its page (a scan or a
+    replay of the scanner: {"kind", "id", "name", ...}).
+    """
+    params = {"strategy": request.params.model_dump(), "engine": request.engine, "universe": request.universe}
+    if origin:
+        params["origin"] = origin
     return BacktestRun.objects.create(
         strategy=request.strategy.name, universe=request.universe[:32], start=request.start, end=request.end,
-        params={"strategy": request.params.model_dump(), "engine": request.engine, "universe": request.universe},
-        code_version=code_version(), requested_by=requested_by,
+        params=params, code_version=code_version(), requested_by=requested_by,
     )
 
 
@@ -290,11 +296,11 @@ def enqueue_backtest(run: BacktestRun):
     transaction.on_commit(lambda: run_backtest_task.delay(run.pk), robust=True)
 
 
-def start_backtest(*, requested_by=None, **values) -> BacktestRun:
+def start_backtest(*, requested_by=None, origin: dict | None = None, **values) -> BacktestRun:
     """validate_request + create_backtest + enqueue_backtest, in one transaction."""
     request = validate_request(**values)
     with transaction.atomic():
-        run = create_backtest(request, requested_by=requested_by)
+        run = create_backtest(request, requested_by=requested_by, origin=origin)
         enqueue_backtest(run)
     return run
 

@@ -170,7 +170,12 @@ def backtest_detail(request, pk):
     """A run: metrics with their definitions, equity vs benchmark, drawdown, monthly heatmap, rolling Sharpe,
     trades, the bias check and the survivorship flag."""
     run = get_object_or_404(BacktestRun.objects.select_related("requested_by"), pk=pk)
-    context = {"run": run, "strategy": strategies.CATALOG.get(run.strategy), "engine_labels": ENGINE_LABELS}
+    strategy = strategies.CATALOG.get(run.strategy)
+    given = run.params.get("strategy", {})
+    # In the parameter model's order (PostgreSQL's jsonb keeps keys in its own order).
+    order = list(strategy.params.model_fields) if strategy else []
+    params = sorted(given.items(), key=lambda item: order.index(item[0]) if item[0] in order else len(order))
+    context = {"run": run, "strategy": strategy, "params": params, "engine_labels": ENGINE_LABELS}
     if run.status == "success":
         equity = services.read_artifact(run.equity_path)
         trades = services.read_artifact(run.trades_path)

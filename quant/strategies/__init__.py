@@ -79,7 +79,8 @@ CATALOG = {s.name: s for s in [
              "not above the threshold (absolute momentum) gives its slot to the defensive asset.",
              DualMomentumParams, dual_momentum, extra_symbols=lambda p: [p.defensive] if p.defensive else []),
     Strategy("breakout", "Momentum breakout (Qullamaggie)",
-             "Enter a strong stock breaking out of a tight base on volume; exit at an ATR stop below the "
+             "The scanner's momentum-breakout setup (a top performer of the universe in a rising trend, near "
+             "its high, range tightening), entered when it breaks out on volume; exit at an ATR stop below the "
              "breakout or when the close falls under a trailing average.",
              BreakoutParams, breakout, fields=("close", "high", "low", "volume")),
     Strategy("olmar", "OLMAR",
