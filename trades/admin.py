@@ -10,10 +10,17 @@ from decimal import Decimal, InvalidOperation
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
+from django.db import models
 
 from . import services
 from .errors import JournalError
+from .formats import plain
+from .forms import DecimalInput
 from .models import CashMovement, ChangeKind, Portfolio, PortfolioSnapshot, Trade, TradeExit, TradeVersion
+
+
+# Decimals in the change forms as typed (200, not 200.000000).
+PLAIN_DECIMALS = {models.DecimalField: {"widget": DecimalInput(attrs={"step": "any"})}}
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -45,6 +52,7 @@ class PortfolioAdminForm(forms.ModelForm):
 @admin.register(Portfolio)
 class PortfolioAdmin(admin.ModelAdmin):
     form = PortfolioAdminForm
+    formfield_overrides = PLAIN_DECIMALS
     list_display = ("name", "owner", "base_currency", "starting_cash", "inception_date", "benchmark",
                     "snapshots_stale_from")
     list_filter = ("base_currency",)
@@ -84,6 +92,7 @@ class CashMovementAdmin(admin.ModelAdmin):
     """Added through the journal (sign by kind, snapshots marked stale); a wrong one is voided, not edited."""
 
     form = CashMovementForm
+    formfield_overrides = PLAIN_DECIMALS
     list_display = ("portfolio", "date", "kind", "amount", "instrument", "recorded_by", "voided_at")
     list_filter = ("kind", "portfolio")
     search_fields = ("notes", "=instrument__symbol")
@@ -136,11 +145,7 @@ class TradeVersionInline(admin.TabularInline):
 
 def _exit_lines(trade):
     exits = TradeExit.objects.filter(version__trade=trade, version__superseded_at__isnull=True).order_by("date", "id")
-    return "\n".join(f"{e.date} {_plain(e.quantity)} {_plain(e.price)} {_plain(e.commission)}" for e in exits)
-
-
-def _plain(value):
-    return format(value.normalize(), "f")
+    return "\n".join(f"{e.date} {plain(e.quantity)} {plain(e.price)} {plain(e.commission)}" for e in exits)
 
 
 CORRECTABLE = ("direction", "quantity", "entry_date", "entry_price", "entry_commission", "strategy_name",
@@ -200,6 +205,7 @@ class TradeAdmin(admin.ModelAdmin):
     """The journal as currently known. Saving a correction records a new version; nothing is overwritten."""
 
     form = TradeCorrectionForm
+    formfield_overrides = PLAIN_DECIMALS
     list_display = ("trade_id", "portfolio", "symbol", "direction", "quantity", "entry_price", "entry_date",
                     "exit_price", "exit_date", "fees", "pnl", "status", "strategy_name")
     list_filter = ("status", "direction", "portfolio", "strategy_name")

@@ -1,10 +1,13 @@
 """The journal's page forms. They parse what a person typed; the services decide what the journal accepts,
 and their JournalError lands next to the field it names (inline validation)."""
+from decimal import Decimal
+
 from django import forms
 from django.utils import timezone
 
 from marketdata.models import AssetType, Instrument
 
+from .formats import plain
 from .models import CashMovement, Currency, Direction, Portfolio
 
 DATE = {"type": "date"}
@@ -13,6 +16,16 @@ MONEY = {"step": "any", "min": "0", "inputmode": "decimal"}
 
 def date_input():
     return forms.DateInput(attrs=DATE, format="%Y-%m-%d")
+
+
+class DecimalInput(forms.NumberInput):
+    """A number input that shows a Decimal as typed: 60, 99.5, 100000 (str() gives 6E+1 or 200.000000,
+    which a browser's number input shows as such or not at all)."""
+
+    def format_value(self, value):
+        if isinstance(value, (Decimal, int)) and not isinstance(value, bool):
+            return plain(value)
+        return super().format_value(value)
 
 
 class JournalForm(forms.Form):
@@ -34,7 +47,7 @@ class PortfolioForm(JournalForm):
     base_currency = forms.ChoiceField(choices=Currency.choices, initial=Currency.AUD,
                                       help_text="Snapshots follow its exchange's sessions: ASX for AUD, NYSE for USD")
     starting_cash = forms.DecimalField(min_value=0, max_digits=20, decimal_places=6, initial=0,
-                                       widget=forms.NumberInput(attrs=MONEY))
+                                       widget=DecimalInput(attrs=MONEY))
     inception_date = forms.DateField(widget=date_input(), help_text="The first day the book is marked to market")
     benchmark = forms.ModelChoiceField(
         queryset=Instrument.objects.filter(asset_type__in=[AssetType.INDEX, AssetType.ETF]).order_by("exchange", "symbol"),
@@ -49,16 +62,16 @@ class TradeForm(JournalForm):
                                                                           "autocapitalize": "characters"}))
     direction = forms.ChoiceField(choices=Direction.choices, initial=Direction.LONG)
     quantity = forms.DecimalField(required=False, max_digits=20, decimal_places=6,
-                                  widget=forms.NumberInput(attrs={**MONEY, "min": "0.000001"}))
+                                  widget=DecimalInput(attrs={**MONEY, "min": "0.000001"}))
     target_percent = forms.DecimalField(
         required=False, max_digits=9, decimal_places=4, label="or % of equity",
         help_text="Sizes the trade in whole shares at the entry price from the book's value the session before",
-        widget=forms.NumberInput(attrs={"step": "any", "min": "0", "max": "100"}))
+        widget=DecimalInput(attrs={"step": "any", "min": "0", "max": "100"}))
     entry_date = forms.DateField(widget=date_input())
     entry_price = forms.DecimalField(max_digits=20, decimal_places=6,
-                                     widget=forms.NumberInput(attrs={**MONEY, "min": "0.000001"}))
+                                     widget=DecimalInput(attrs={**MONEY, "min": "0.000001"}))
     entry_commission = forms.DecimalField(max_digits=20, decimal_places=6, initial=0, required=False,
-                                          label="Commission", widget=forms.NumberInput(attrs=MONEY))
+                                          label="Commission", widget=DecimalInput(attrs=MONEY))
     strategy_name = forms.CharField(max_length=100, required=False, label="Strategy")
     signal_ref = forms.CharField(max_length=100, required=False, label="Signal reference")
     notes = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}))
@@ -86,12 +99,12 @@ class TradeEditForm(JournalForm):
     symbol = forms.CharField(max_length=40)
     direction = forms.ChoiceField(choices=Direction.choices)
     quantity = forms.DecimalField(max_digits=20, decimal_places=6,
-                                  widget=forms.NumberInput(attrs={**MONEY, "min": "0.000001"}))
+                                  widget=DecimalInput(attrs={**MONEY, "min": "0.000001"}))
     entry_date = forms.DateField(widget=date_input())
     entry_price = forms.DecimalField(max_digits=20, decimal_places=6,
-                                     widget=forms.NumberInput(attrs={**MONEY, "min": "0.000001"}))
+                                     widget=DecimalInput(attrs={**MONEY, "min": "0.000001"}))
     entry_commission = forms.DecimalField(max_digits=20, decimal_places=6, label="Commission",
-                                          widget=forms.NumberInput(attrs=MONEY))
+                                          widget=DecimalInput(attrs=MONEY))
     strategy_name = forms.CharField(max_length=100, required=False, label="Strategy")
     signal_ref = forms.CharField(max_length=100, required=False, label="Signal reference")
     notes = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}))
@@ -100,10 +113,10 @@ class TradeEditForm(JournalForm):
 
 class ExitForm(forms.Form):
     date = forms.DateField(widget=date_input())
-    quantity = forms.DecimalField(max_digits=20, decimal_places=6, widget=forms.NumberInput(attrs=MONEY))
-    price = forms.DecimalField(max_digits=20, decimal_places=6, widget=forms.NumberInput(attrs=MONEY))
+    quantity = forms.DecimalField(max_digits=20, decimal_places=6, widget=DecimalInput(attrs=MONEY))
+    price = forms.DecimalField(max_digits=20, decimal_places=6, widget=DecimalInput(attrs=MONEY))
     commission = forms.DecimalField(max_digits=20, decimal_places=6, initial=0, required=False,
-                                    widget=forms.NumberInput(attrs=MONEY))
+                                    widget=DecimalInput(attrs=MONEY))
 
 
 ExitFormSet = forms.formset_factory(ExitForm, extra=1, can_delete=True)
@@ -115,11 +128,11 @@ class CloseForm(JournalForm):
     exit_date = forms.DateField(widget=date_input(), label="Date")
     exit_quantity = forms.DecimalField(max_digits=20, decimal_places=6, required=False, label="Quantity",
                                        help_text="Leave empty to close everything still open",
-                                       widget=forms.NumberInput(attrs={**MONEY, "min": "0.000001"}))
+                                       widget=DecimalInput(attrs={**MONEY, "min": "0.000001"}))
     exit_price = forms.DecimalField(max_digits=20, decimal_places=6, label="Price",
-                                    widget=forms.NumberInput(attrs={**MONEY, "min": "0.000001"}))
+                                    widget=DecimalInput(attrs={**MONEY, "min": "0.000001"}))
     exit_commission = forms.DecimalField(max_digits=20, decimal_places=6, initial=0, required=False,
-                                         label="Commission", widget=forms.NumberInput(attrs=MONEY))
+                                         label="Commission", widget=DecimalInput(attrs=MONEY))
     reason = forms.CharField(max_length=200, required=False)
 
 
@@ -128,11 +141,11 @@ class ClosePositionForm(JournalForm):
 
     date = forms.DateField(widget=date_input())
     quantity = forms.DecimalField(max_digits=20, decimal_places=6,
-                                  widget=forms.NumberInput(attrs={**MONEY, "min": "0.000001"}))
+                                  widget=DecimalInput(attrs={**MONEY, "min": "0.000001"}))
     price = forms.DecimalField(max_digits=20, decimal_places=6,
-                               widget=forms.NumberInput(attrs={**MONEY, "min": "0.000001"}))
+                               widget=DecimalInput(attrs={**MONEY, "min": "0.000001"}))
     commission = forms.DecimalField(max_digits=20, decimal_places=6, initial=0, required=False,
-                                    widget=forms.NumberInput(attrs=MONEY))
+                                    widget=DecimalInput(attrs=MONEY))
     reason = forms.CharField(max_length=200, required=False)
 
 
@@ -144,7 +157,7 @@ class CancelForm(forms.Form):
 class CashForm(JournalForm):
     date = forms.DateField(widget=date_input())
     kind = forms.ChoiceField(choices=CashMovement.Kind.choices)
-    amount = forms.DecimalField(max_digits=20, decimal_places=6, widget=forms.NumberInput(attrs={"step": "any"}),
+    amount = forms.DecimalField(max_digits=20, decimal_places=6, widget=DecimalInput(attrs={"step": "any"}),
                                 help_text="Positive; the kind gives the sign (interest: negative when paid)")
     symbol = forms.CharField(max_length=40, required=False, help_text="For a dividend: the instrument that paid it")
     notes = forms.CharField(max_length=500, required=False)

@@ -8,6 +8,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from .formats import plain
+
 MONEY = {"max_digits": 20, "decimal_places": 6}
 # The calendar a portfolio is marked to market on: its base currency's home exchange.
 CALENDAR_OF_CURRENCY = {"AUD": "XASX", "USD": "XNYS"}
@@ -108,7 +110,7 @@ class CashMovement(models.Model):
         ]
 
     def __str__(self):
-        return f"{self.portfolio} {self.date} {self.kind} {self.amount}"
+        return f"{self.portfolio} {self.date} {self.kind} {plain(self.amount)}"
 
     @property
     def is_external(self):
@@ -197,7 +199,7 @@ class Trade(TradeFields):
         ]
 
     def __str__(self):
-        return f"{self.trade_id} {self.direction} {self.quantity} {self.symbol}"
+        return f"{self.trade_id} {self.direction} {plain(self.quantity)} {self.symbol}"
 
     @property
     def is_open(self):
@@ -277,7 +279,7 @@ class TradeExit(models.Model):
         ]
 
     def __str__(self):
-        return f"{self.version} exit {self.date} {self.quantity} @ {self.price}"
+        return f"{self.version} exit {self.date} {plain(self.quantity)} @ {plain(self.price)}"
 
 
 class PortfolioSnapshot(models.Model):

@@ -22,6 +22,7 @@ from quant import portfolio as book
 
 from . import valuation
 from .errors import JournalError
+from .formats import plain
 from .models import (
     CALENDAR_OF_CURRENCY, CashMovement, ChangeKind, Direction, Portfolio, PortfolioSnapshot, Trade, TradeExit,
     TradeStatus, TradeVersion,
@@ -367,7 +368,7 @@ def _check(portfolio, state, *, exit_names=None, today=None):
         if closed > state["quantity"]:
             left = state["quantity"] - (closed - leg.quantity / ratio)
             held = (left * ratio).normalize()
-            raise JournalError(name("quantity"), f"{_plain(leg.quantity)} is more than the {_plain(held)} still open")
+            raise JournalError(name("quantity"), f"{plain(leg.quantity)} is more than the {plain(held)} still open")
 
 
 def _exit_namer(mode, i, count):
@@ -510,10 +511,6 @@ def _size(portfolio, target_weight, price, day, direction):
     if why:
         raise JournalError("target_weight", why)
     return Decimal(shares)
-
-
-def _plain(value):
-    return format(Decimal(value).normalize(), "f")
 
 
 # --- cash ----------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Journal and portfolio pages: the overview, the blotter, trade forms and pages, import, portfolios and cash."""
 import datetime as dt
 import re
+from decimal import Decimal
 
 import pandas as pd
 import pydantic
@@ -18,6 +19,7 @@ from marketdata.models import PriceBar
 
 from . import charts, filters, services, summary
 from .errors import ImportRejected, JournalError
+from .formats import plain
 from .forms import (
     CancelForm, CashForm, CloseForm, ClosePositionForm, ExitFormSet, ImportForm, PortfolioForm, TradeEditForm,
     TradeForm,
@@ -172,8 +174,8 @@ HISTORY_FIELDS = (("symbol", "symbol"), ("direction", "direction"), ("quantity",
 def _show(value):
     if value is None or value == "":
         return "—"
-    if hasattr(value, "normalize"):
-        return format(value.normalize(), "f")
+    if isinstance(value, Decimal):
+        return plain(value)
     return str(value)
 
 
@@ -341,7 +343,7 @@ def position_close(request, pk):
         raise Http404("No open position")
     open_shares = sum(lot.open_quantity for lot in lots)
     form = ClosePositionForm(request.POST or None, initial={"date": timezone.localdate(), "commission": 0,
-                                                            "quantity": open_shares.normalize()})
+                                                            "quantity": open_shares})
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
@@ -418,7 +420,7 @@ def portfolio_detail(request, pk):
     book = get_object_or_404(_books(request.user), pk=pk)
     can_write = _can_write(request.user, book)
     settings_form = PortfolioForm(initial={
-        "name": book.name, "base_currency": book.base_currency, "starting_cash": book.starting_cash.normalize(),
+        "name": book.name, "base_currency": book.base_currency, "starting_cash": book.starting_cash,
         "inception_date": book.inception_date, "benchmark": book.benchmark})
     settings_form.fields["base_currency"].disabled = True
     cash_form = CashForm(initial={"date": timezone.localdate(), "kind": "deposit"})

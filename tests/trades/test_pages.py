@@ -293,3 +293,42 @@ def test_the_admin_adds_cash_through_the_journal(admin_client_, usd_book):
     movement = CashMovement.objects.get()
     assert (movement.amount, movement.recorded_by.username) == (D(-1500), "carol")
     assert usd_book.__class__.objects.get(pk=usd_book.pk).snapshots_stale_from == dt.date(2024, 1, 3)
+
+
+# --- numbers in forms ------------------------------------------------------------------------------
+
+def input_value(body, name):
+    """The value="" of the <input name=...> on a page."""
+    match = re.search(rf'<input[^>]*name="{re.escape(name)}"[^>]*>', body)
+    assert match, name
+    value = re.search(r'value="([^"]*)"', match.group(0))
+    return value.group(1) if value else None
+
+
+def test_forms_prefill_plain_decimals_without_exponent_or_trailing_zeros(alice_client, alice, usd_book, series,
+                                                                           committed):
+    days = sessions("XNYS", dt.date(2024, 1, 2), 5)
+    series("ACME", "XNYS", {day: 100.0 for day in days})
+    services.update_portfolio(usd_book, starting_cash="100000")
+    with committed():
+        trade = services.record_trade(portfolio=usd_book, user=alice, symbol="ACME", quantity=250,
+                                      entry_price="99.50", entry_date=days[0], entry_commission="5")
+        services.close_trade(trade, user=alice, date=days[2], price="110", quantity=190, commission="1.5")
+        services.record_trade(portfolio=usd_book, user=alice, symbol="ACME", quantity=200, entry_price="100",
+                              entry_date=days[1])
+    # Decimal('60').normalize() is 6E+1, and a NumberInput wrote str() of it: 6E+1, 2.5E+2, 1E+5, 200.000000.
+    sell = text(alice_client.get(f"/portfolios/{usd_book.pk}/close-position/?instrument=XNYS:ACME&direction=long"))
+    assert input_value(sell, "quantity") == "260"  # 60 + 200 open
+    assert input_value(text(alice_client.get(f"/portfolios/{usd_book.pk}/")), "starting_cash") == "100000"
+    edit = text(alice_client.get(f"/trades/{trade.pk}/edit/"))
+    assert [input_value(edit, name) for name in ("quantity", "entry_price", "entry_commission")] == ["250", "99.5", "5"]
+    assert [input_value(edit, f"exits-0-{name}") for name in ("quantity", "price", "commission")] == ["190", "110", "1.5"]
+    second = Trade.objects.get(quantity=200)
+    assert input_value(text(alice_client.get(f"/trades/{second.pk}/edit/")), "quantity") == "200"
+
+
+def test_the_admin_change_form_shows_plain_decimals(admin_client_, month):
+    days, trade = month
+    body = text(admin_client_.get(reverse("admin:trades_trade_change", args=[trade.pk])))
+    assert [input_value(body, name) for name in ("quantity", "entry_price", "entry_commission")] == ["10", "100", "1"]
+    assert "2024-01-10 4 108 0" in body  # the exit lines

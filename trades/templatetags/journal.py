@@ -3,6 +3,8 @@ from decimal import Decimal
 
 from django import template
 
+from trades.formats import plain
+
 register = template.Library()
 DASH = "—"
 
@@ -57,8 +59,7 @@ def qty(value):
     """A quantity without trailing zeros, grouped: Decimal('1200.500000') -> '1,200.5'."""
     if value is None or value == "":
         return DASH
-    number = Decimal(str(value)).normalize()
-    whole, _, fraction = format(number, "f").partition(".")
+    whole, _, fraction = plain(Decimal(str(value))).partition(".")
     grouped = f"{int(whole):,}" if whole not in ("-0",) else "-0"
     return f"{grouped}.{fraction}" if fraction else grouped
 
