@@ -332,3 +332,19 @@ def test_the_admin_change_form_shows_plain_decimals(admin_client_, month):
     body = text(admin_client_.get(reverse("admin:trades_trade_change", args=[trade.pk])))
     assert [input_value(body, name) for name in ("quantity", "entry_price", "entry_commission")] == ["10", "100", "1"]
     assert "2024-01-10 4 108 0" in body  # the exit lines
+
+
+def test_every_aria_describedby_points_at_an_element_of_the_page(alice_client, usd_book, series):
+    series("ACME", "XNYS", {dt.date(2024, 1, 5): 10.0})
+    response = alice_client.post("/trades/new/", {"portfolio": usd_book.pk, "symbol": "NOPE", "direction": "long",
+                                                  "quantity": "10", "entry_date": "2024-01-05", "entry_price": "10"})
+    body = text(response)
+    described = re.findall(r'aria-describedby="([^"]+)"', body)
+    assert described, "no field refers to its help or errors"
+    ids = set(re.findall(r'\bid="([^"]+)"', body))
+    for refs in described:
+        for ref in refs.split():
+            assert ref in ids, f"aria-describedby names {ref!r}, which is not on the page"
+    # The symbol's error list is the element its input names.
+    assert re.search(r'<ul class="errorlist" id="id_symbol_error"[^>]*>\s*<li>unknown symbol', body)
+    assert 'aria-describedby="id_symbol_error"' in body
