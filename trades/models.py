@@ -4,6 +4,8 @@ Two times run through the journal (docs/portfolio.md): the market dates of each 
 the moment each version was recorded (knowledge time). Nothing is overwritten: a change to a trade is a
 new TradeVersion, a cash movement is voided rather than deleted, so "what did we know at T" has an answer.
 """
+from decimal import Decimal
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -207,7 +209,9 @@ class Trade(TradeFields):
 
     @property
     def open_quantity(self):
-        """Shares still open, on the entry's share basis."""
+        """Shares still open, on the entry's share basis (none once cancelled)."""
+        if self.status == TradeStatus.CANCELLED:
+            return Decimal(0)
         return self.quantity - self.closed_quantity
 
 
@@ -254,6 +258,8 @@ class TradeVersion(TradeFields):
 
     @property
     def open_quantity(self):
+        if self.status == TradeStatus.CANCELLED:
+            return Decimal(0)
         return self.quantity - self.closed_quantity
 
 

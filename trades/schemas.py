@@ -145,7 +145,7 @@ class TradeOut(BaseModel):
     direction: str
     status: str
     quantity: Quantity
-    open_quantity: Quantity = Field(description="Entry shares still open (splits since the entry undone)")
+    open_quantity: Quantity = Field(description="Entry shares still open (splits since the entry undone); 0 once cancelled")
     entry_date: dt.date
     entry_price: Money
     entry_commission: Money

@@ -348,3 +348,17 @@ def test_every_aria_describedby_points_at_an_element_of_the_page(alice_client, u
     # The symbol's error list is the element its input names.
     assert re.search(r'<ul class="errorlist" id="id_symbol_error"[^>]*>\s*<li>unknown symbol', body)
     assert 'aria-describedby="id_symbol_error"' in body
+
+
+def test_a_cancelled_trade_shows_nothing_open(alice_client, api, alice, usd_book, series):
+    series("ACME", "XNYS", {dt.date(2024, 1, 5): 10.0})
+    trade = services.record_trade(portfolio=usd_book, user=alice, symbol="ACME", quantity=10, entry_price="10",
+                                  entry_date=dt.date(2024, 1, 5))
+    services.cancel_trade(trade, user=alice, reason="duplicate")
+    body = text(alice_client.get(f"/trades/{trade.pk}/"))
+    card = re.search(r'<span class="stat-label">Open</span>.*?</div>', body, re.S)
+    assert card is None or "of 10 entry shares" not in card.group(0)
+    assert re.search(r'<span class="stat-label">Cancelled</span><span class="stat-value small">nothing open</span>', body)
+    assert api.get(f"/api/v1/trades/{trade.pk}").json()["open_quantity"] == "0"
+    history = api.get(f"/api/v1/trades/{trade.pk}/history").json()
+    assert [v["open_quantity"] for v in history] == ["10", "0"]
