@@ -207,7 +207,9 @@ def trade_detail(request, pk):
                                                    f"{_show(trade.entry_price)} on {trade.entry_date}", "entry")]
     legs += [(e.date, e.price, f"Exit {_show(e.quantity)} @ {_show(e.price)} on {e.date}", "exit") for e in exits]
     start = trade.entry_date - dt.timedelta(days=CHART_DAYS_BEFORE)
-    end = (trade.exit_date or timezone.localdate()) + dt.timedelta(days=CHART_DAYS_AFTER)
+    # An open trade (partly closed or not) runs to the latest bar; a closed one a month past its last exit.
+    end = (timezone.localdate() if trade.status == TradeStatus.OPEN or trade.exit_date is None
+           else trade.exit_date + dt.timedelta(days=CHART_DAYS_AFTER))
     bars = PriceBar.objects.clean().filter(instrument=trade.instrument)
     warmup = bars.filter(date__lt=start).order_by("-date").values_list(*BAR_COLUMNS)[: max(MOVING_AVERAGES) - 1]
     shown = list(bars.filter(date__gte=start, date__lte=end).order_by("date").values_list(*BAR_COLUMNS))

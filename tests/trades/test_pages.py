@@ -362,3 +362,24 @@ def test_a_cancelled_trade_shows_nothing_open(alice_client, api, alice, usd_book
     assert api.get(f"/api/v1/trades/{trade.pk}").json()["open_quantity"] == "0"
     history = api.get(f"/api/v1/trades/{trade.pk}/history").json()
     assert [v["open_quantity"] for v in history] == ["10", "0"]
+
+
+def test_the_chart_of_a_partly_closed_trade_runs_to_the_latest_bar(alice_client, alice, usd_book, series):
+    days = sessions("XNYS", dt.date(2024, 1, 2), 80)  # to late April
+    series("ACME", "XNYS", {day: 100.0 + i for i, day in enumerate(days)})
+    partial = services.record_trade(portfolio=usd_book, user=alice, symbol="ACME", quantity=10, entry_price="100",
+                                    entry_date=days[0])
+    services.close_trade(partial, user=alice, date=days[6], price="106", quantity=4)
+    untouched = services.record_trade(portfolio=usd_book, user=alice, symbol="ACME", quantity=10, entry_price="100",
+                                      entry_date=days[0])
+    closed = services.record_trade(portfolio=usd_book, user=alice, symbol="ACME", quantity=10, entry_price="100",
+                                   entry_date=days[0], exits=[{"date": days[6], "quantity": 10, "price": "106"}])
+
+    def last_bar(trade):
+        candles = figure(alice_client.get(f"/trades/{trade.pk}/"), "trade-chart")["data"][0]
+        assert candles["type"] == "candlestick"
+        return max(str(x)[:10] for x in candles["x"])
+
+    # Open trades run to the latest bar, partly closed or not; a closed one stops 30 days after its exit.
+    assert last_bar(partial) == last_bar(untouched) == str(days[-1])
+    assert last_bar(closed) == str(max(d for d in days if d <= days[6] + dt.timedelta(days=30)))
