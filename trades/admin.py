@@ -4,7 +4,6 @@ Trades are corrected here through the journal: saving the change form records a 
 "corrected", with the admin who made it and the reason), never an in-place edit; cancelling is an action
 that also records a version. History rows and snapshots are read-only.
 """
-import datetime as dt
 from decimal import Decimal, InvalidOperation
 
 from django import forms
@@ -14,7 +13,7 @@ from django.db import models
 
 from . import services
 from .errors import JournalError
-from .formats import plain
+from .formats import parse_date, plain
 from .forms import DecimalInput
 from .models import CashMovement, ChangeKind, Portfolio, PortfolioSnapshot, Trade, TradeExit, TradeVersion
 
@@ -178,7 +177,7 @@ class TradeCorrectionForm(forms.ModelForm):
             if len(parts) not in (3, 4):
                 raise ValidationError(f"line {number}: expected date quantity price [commission], got {line!r}")
             try:
-                day = dt.date.fromisoformat(parts[0])
+                day = parse_date(parts[0])
                 quantity, price = Decimal(parts[1]), Decimal(parts[2])
                 commission = Decimal(parts[3]) if len(parts) == 4 else Decimal(0)
             except (ValueError, InvalidOperation):

@@ -5,8 +5,11 @@
 - money the journal computed (P&L, fees, cash, value, costs): rounded half up to the cent (`-1605.13`);
 - returns, ratios and rates (floats): positional, with the digits that identify the float, never an exponent.
 
-Stored values are never rounded; only their text is.
+Stored values are never rounded; only their text is. Dates are read in one format everywhere (forms,
+imports): ISO YYYY-MM-DD (parse_date).
 """
+import datetime as dt
+import re
 from decimal import ROUND_HALF_UP, Decimal
 
 import numpy as np
@@ -45,3 +48,21 @@ def float_text(value):
     if value is None or not np.isfinite(value):
         return ""
     return np.format_float_positional(float(value), unique=True, trim="-")
+
+
+ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def parse_date(text):
+    """A date typed as YYYY-MM-DD, or ValueError "'05/01/2024' is not a date (YYYY-MM-DD)".
+
+    Only that form: 05/01/2024 is 5 January to some and 1 May to others, and date.fromisoformat would
+    also read 20240105 or 2024-W01-5, which a form would not.
+    """
+    text = str(text).strip()
+    try:
+        if ISO_DATE.fullmatch(text):
+            return dt.date.fromisoformat(text)
+    except ValueError:
+        pass
+    raise ValueError(f"{text!r} is not a date (YYYY-MM-DD)")

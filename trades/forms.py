@@ -1,5 +1,6 @@
 """The journal's page forms. They parse what a person typed; the services decide what the journal accepts,
 and their JournalError lands next to the field it names (inline validation)."""
+import datetime as dt
 from decimal import Decimal
 
 from django import forms
@@ -7,7 +8,7 @@ from django.utils import timezone
 
 from marketdata.models import AssetType, Instrument
 
-from .formats import plain
+from .formats import parse_date, plain
 from .models import CashMovement, Currency, Direction, Portfolio
 
 DATE = {"type": "date"}
@@ -16,6 +17,26 @@ MONEY = {"step": "any", "min": "0", "inputmode": "decimal"}
 
 def date_input():
     return forms.DateInput(attrs=DATE, format="%Y-%m-%d")
+
+
+class IsoDateField(forms.DateField):
+    """A date typed as YYYY-MM-DD only, as the import reads it (a browser's date input sends that form)."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("widget", date_input())
+        super().__init__(**kwargs)
+
+    def to_python(self, value):
+        if value in self.empty_values:
+            return None
+        if isinstance(value, dt.datetime):
+            return value.date()
+        if isinstance(value, dt.date):
+            return value
+        try:
+            return parse_date(value)
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc), code="invalid") from None
 
 
 class DecimalInput(forms.NumberInput):
@@ -48,7 +69,7 @@ class PortfolioForm(JournalForm):
                                       help_text="Snapshots follow its exchange's sessions: ASX for AUD, NYSE for USD")
     starting_cash = forms.DecimalField(min_value=0, max_digits=20, decimal_places=6, initial=0,
                                        widget=DecimalInput(attrs=MONEY))
-    inception_date = forms.DateField(widget=date_input(), help_text="The first day the book is marked to market")
+    inception_date = IsoDateField(help_text="The first day the book is marked to market")
     benchmark = forms.ModelChoiceField(
         queryset=Instrument.objects.filter(asset_type__in=[AssetType.INDEX, AssetType.ETF]).order_by("exchange", "symbol"),
         required=False, empty_label="None", help_text="An index or ETF the equity curve is drawn against")
@@ -67,7 +88,7 @@ class TradeForm(JournalForm):
         required=False, max_digits=9, decimal_places=4, label="or % of equity",
         help_text="Sizes the trade in whole shares at the entry price from the book's value the session before",
         widget=DecimalInput(attrs={"step": "any", "min": "0", "max": "100"}))
-    entry_date = forms.DateField(widget=date_input())
+    entry_date = IsoDateField()
     entry_price = forms.DecimalField(max_digits=20, decimal_places=6,
                                      widget=DecimalInput(attrs={**MONEY, "min": "0.000001"}))
     entry_commission = forms.DecimalField(max_digits=20, decimal_places=6, initial=0, required=False,
@@ -100,7 +121,7 @@ class TradeEditForm(JournalForm):
     direction = forms.ChoiceField(choices=Direction.choices)
     quantity = forms.DecimalField(max_digits=20, decimal_places=6,
                                   widget=DecimalInput(attrs={**MONEY, "min": "0.000001"}))
-    entry_date = forms.DateField(widget=date_input())
+    entry_date = IsoDateField()
     entry_price = forms.DecimalField(max_digits=20, decimal_places=6,
                                      widget=DecimalInput(attrs={**MONEY, "min": "0.000001"}))
     entry_commission = forms.DecimalField(max_digits=20, decimal_places=6, label="Commission",
@@ -112,7 +133,7 @@ class TradeEditForm(JournalForm):
 
 
 class ExitForm(forms.Form):
-    date = forms.DateField(widget=date_input())
+    date = IsoDateField()
     quantity = forms.DecimalField(max_digits=20, decimal_places=6, widget=DecimalInput(attrs=MONEY))
     price = forms.DecimalField(max_digits=20, decimal_places=6, widget=DecimalInput(attrs=MONEY))
     commission = forms.DecimalField(max_digits=20, decimal_places=6, initial=0, required=False,
@@ -125,7 +146,7 @@ ExitFormSet = forms.formset_factory(ExitForm, extra=1, can_delete=True)
 class CloseForm(JournalForm):
     """Record an exit: all the open quantity by default, or part of it."""
 
-    exit_date = forms.DateField(widget=date_input(), label="Date")
+    exit_date = IsoDateField(label="Date")
     exit_quantity = forms.DecimalField(max_digits=20, decimal_places=6, required=False, label="Quantity",
                                        help_text="Leave empty to close everything still open",
                                        widget=DecimalInput(attrs={**MONEY, "min": "0.000001"}))
@@ -139,7 +160,7 @@ class CloseForm(JournalForm):
 class ClosePositionForm(JournalForm):
     """Sell (or buy back) shares of a position; the journal matches them first in, first out."""
 
-    date = forms.DateField(widget=date_input())
+    date = IsoDateField()
     quantity = forms.DecimalField(max_digits=20, decimal_places=6,
                                   widget=DecimalInput(attrs={**MONEY, "min": "0.000001"}))
     price = forms.DecimalField(max_digits=20, decimal_places=6,
@@ -155,7 +176,7 @@ class CancelForm(forms.Form):
 
 
 class CashForm(JournalForm):
-    date = forms.DateField(widget=date_input())
+    date = IsoDateField()
     kind = forms.ChoiceField(choices=CashMovement.Kind.choices)
     amount = forms.DecimalField(max_digits=20, decimal_places=6, widget=DecimalInput(attrs={"step": "any"}),
                                 help_text="Positive; the kind gives the sign (interest: negative when paid)")

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
 from .errors import ImportRejected
+from .formats import parse_date
 
 OPENS = {"buy": "long", "short": "short"}
 CLOSES = {"sell": "long", "cover": "short"}
@@ -103,11 +104,10 @@ def _row(number, cells, columns):
     action = cell("action").lower()
     if action not in ACTIONS:
         raise ValueError(f"action: {cell('action')!r} is not one of {', '.join(ACTIONS)}")
-    text = cell("date")
     try:
-        day = dt.date.fromisoformat(text)
-    except ValueError:
-        raise ValueError(f"date: {text!r} is not a date (YYYY-MM-DD)") from None
+        day = parse_date(cell("date"))
+    except ValueError as exc:
+        raise ValueError(f"date: {exc}") from None
     values = {"number": number, "date": day, "action": action, "symbol": cell("symbol"),
               "trade_id": cell("trade_id"), "strategy": cell("strategy"), "signal": cell("signal"),
               "notes": cell("notes")}

@@ -169,3 +169,11 @@ def test_the_documented_example_file_imports(usd_book, make_bars):
     assert (aapl.status, aapl.open_quantity, aapl.pnl) == ("open", D(25), D("-1444.83125"))
     ibm = Trade.objects.get(symbol="IBM")
     assert (ibm.direction, ibm.status, ibm.pnl) == ("short", "closed", D("-305.40"))  # 50 x -5.71 - 19.90
+
+
+@pytest.mark.parametrize("typed", ["20240105", "2024-W01-5", "2024-1-5"])
+def test_the_import_takes_the_dates_the_forms_take(tmp_path, usd_book, acme, typed):
+    # date.fromisoformat alone would read 20240105 and 2024-W01-5 as 5 January; the forms would not.
+    path = write(tmp_path, FIFO_FILE + f"{typed},buy,ACME,1,15,,,,,\n")
+    with pytest.raises(CommandError, match=f"row 6: date: '{typed}' is not a date \\(YYYY-MM-DD\\)"):
+        call_command("import_trades", str(path), "--portfolio", "Alice US")

@@ -383,3 +383,16 @@ def test_the_chart_of_a_partly_closed_trade_runs_to_the_latest_bar(alice_client,
     # Open trades run to the latest bar, partly closed or not; a closed one stops 30 days after its exit.
     assert last_bar(partial) == last_bar(untouched) == str(days[-1])
     assert last_bar(closed) == str(max(d for d in days if d <= days[6] + dt.timedelta(days=30)))
+
+
+@pytest.mark.parametrize("typed", ["05/01/2024", "5 Jan 2024", "20240105", "2024-W01-5"])
+def test_forms_take_iso_dates_only_as_the_import_does(alice_client, usd_book, series, typed):
+    series("ACME", "XNYS", {dt.date(2024, 1, 5): 10.0})
+    response = alice_client.post("/trades/new/", {"portfolio": usd_book.pk, "symbol": "ACME", "direction": "long",
+                                                  "quantity": "10", "entry_date": typed, "entry_price": "10"})
+    assert response.status_code == 400
+    assert f"&#x27;{typed}&#x27; is not a date (YYYY-MM-DD)" in field_block(text(response), "entry_date")
+    cash = alice_client.post(f"/portfolios/{usd_book.pk}/", {"action": "cash", "date": typed, "kind": "deposit",
+                                                             "amount": "10"})
+    assert "is not a date (YYYY-MM-DD)" in field_block(text(cash), "date")
+    assert not Trade.objects.exists() and not CashMovement.objects.exists()
