@@ -79,10 +79,13 @@ class CashMovementForm(forms.ModelForm):
 
     def clean(self):
         data = super().clean()
-        sign = services.SIGNS.get(data.get("kind"))
-        if sign and data.get("amount") is not None:
+        self.given_amount = data.get("amount")
+        if data.get("kind") and data.get("amount") is not None:
             # Signed before the model's checks (a withdrawal is stored negative), as add_cash does.
-            data["amount"] = abs(data["amount"]) * sign
+            try:
+                data["amount"] = services.signed_amount(data["kind"], data["amount"])
+            except JournalError as exc:
+                self.add_error("amount" if exc.field == "amount" else None, exc.problem)
         return data
 
 
@@ -111,7 +114,7 @@ class CashMovementAdmin(admin.ModelAdmin):
         data = form.cleaned_data
         try:
             saved = services.add_cash(portfolio=data["portfolio"], user=request.user, date=data["date"],
-                                      kind=data["kind"], amount=data["amount"], instrument=data.get("instrument"),
+                                      kind=data["kind"], amount=form.given_amount, instrument=data.get("instrument"),
                                       notes=data.get("notes", ""))
         except JournalError as exc:
             raise ValidationError(str(exc)) from exc

@@ -249,6 +249,9 @@ def close_position(*, portfolio, user, symbol, date, price, quantity, direction=
     quantity = _money(quantity, "quantity")
     if quantity <= 0:
         raise JournalError("quantity", "must be more than 0")
+    commission = _money(commission or 0, "commission")
+    if commission < 0:
+        raise JournalError("commission", "must not be negative")
     lots = list(Trade.objects.select_for_update().filter(
         portfolio=portfolio, instrument=instrument, direction=direction, status=TradeStatus.OPEN,
         entry_date__lte=date).order_by("entry_date", "id"))
@@ -261,7 +264,7 @@ def close_position(*, portfolio, user, symbol, date, price, quantity, direction=
     except ValueError as exc:
         side = "long" if direction == Direction.LONG else "short"
         raise JournalError("quantity", f"{exc} in {side} {instrument.symbol} on {date}") from None
-    shares = book.pro_rata(_money(commission or 0, "commission"), [q for _, q in taken])
+    shares = book.pro_rata(commission, [q for _, q in taken])
     by_id = {lot.pk: lot for lot, _ in held}
     touched = []
     for (lot_id, lot_quantity), lot_commission in zip(taken, shares):
@@ -519,18 +522,31 @@ SIGNS = {CashMovement.Kind.DEPOSIT: 1, CashMovement.Kind.WITHDRAWAL: -1, CashMov
          CashMovement.Kind.FEE: -1, CashMovement.Kind.INTEREST: None}
 
 
-@transaction.atomic
-def add_cash(*, portfolio, user, date, kind, amount, instrument=None, notes="") -> CashMovement:
-    """Record a cash movement. Deposits, withdrawals, dividends and fees take their sign from the kind
-    (give the amount either way); interest keeps the sign given (negative: interest paid)."""
-    portfolio = Portfolio.objects.select_for_update().get(pk=portfolio.pk)
+def signed_amount(kind, amount):
+    """The amount of a movement as stored: given positive, signed by its kind (a fee or a withdrawal goes
+    out); interest keeps the sign given (negative: interest paid). JournalError naming kind or amount."""
     if kind not in SIGNS:
         raise JournalError("kind", f"{kind!r} is not one of {', '.join(SIGNS)}")
     amount = _money(amount, "amount")
     if amount == 0:
         raise JournalError("amount", "must not be 0")
     sign = SIGNS[kind]
-    amount = abs(amount) * sign if sign else amount
+    if sign is None:
+        return amount
+    if amount < 0:
+        label = CashMovement.Kind(kind).label.lower()
+        raise JournalError("amount", f"{plain(amount)} is negative: give the amount positive (the kind gives the "
+                                     f"sign: a {label} {'goes out' if sign < 0 else 'comes in'})")
+    return amount * sign
+
+
+@transaction.atomic
+def add_cash(*, portfolio, user, date, kind, amount, instrument=None, notes="") -> CashMovement:
+    """Record a cash movement. Deposits, withdrawals, dividends and fees are given positive and take
+    their sign from the kind (a negative one is refused); interest keeps the sign given (negative:
+    interest paid)."""
+    portfolio = Portfolio.objects.select_for_update().get(pk=portfolio.pk)
+    amount = signed_amount(kind, amount)
     if date is None:
         raise JournalError("date", "a date is required")
     if date < portfolio.inception_date:

@@ -177,3 +177,9 @@ def test_the_import_takes_the_dates_the_forms_take(tmp_path, usd_book, acme, typ
     path = write(tmp_path, FIFO_FILE + f"{typed},buy,ACME,1,15,,,,,\n")
     with pytest.raises(CommandError, match=f"row 6: date: '{typed}' is not a date \\(YYYY-MM-DD\\)"):
         call_command("import_trades", str(path), "--portfolio", "Alice US")
+
+
+def test_a_negative_fee_row_is_refused_like_on_the_page(tmp_path, usd_book, acme):
+    path = write(tmp_path, FIFO_FILE + "2024-01-05,fee,,,,,-5,,,\n2024-01-05,interest,,,,,-2,,,paid\n")
+    with pytest.raises(CommandError, match=r"row 6: amount: -5 is negative: give the amount positive"):
+        call_command("import_trades", str(path), "--portfolio", "Alice US")

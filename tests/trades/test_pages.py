@@ -396,3 +396,46 @@ def test_forms_take_iso_dates_only_as_the_import_does(alice_client, usd_book, se
                                                              "amount": "10"})
     assert "is not a date (YYYY-MM-DD)" in field_block(text(cash), "date")
     assert not Trade.objects.exists() and not CashMovement.objects.exists()
+
+
+# --- signs of fees and commissions -----------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", ["fee", "deposit", "withdrawal", "dividend"])
+def test_a_negative_amount_is_refused_where_the_kind_gives_the_sign(alice_client, usd_book, kind):
+    # docs/journal.md: "Give the amount positive; the kind gives the sign".
+    url = f"/portfolios/{usd_book.pk}/"
+    response = alice_client.post(url, {"action": "cash", "date": "2024-01-03", "kind": kind, "amount": "-5"})
+    assert response.status_code == 400
+    assert "-5 is negative: give the amount positive" in field_block(text(response), "amount")
+    assert not CashMovement.objects.exists()
+    alice_client.post(url, {"action": "cash", "date": "2024-01-03", "kind": kind, "amount": "5"})
+    assert CashMovement.objects.get().amount == D(-5 if kind in ("fee", "withdrawal") else 5)
+
+
+def test_interest_keeps_the_sign_given(alice_client, usd_book):
+    alice_client.post(f"/portfolios/{usd_book.pk}/", {"action": "cash", "date": "2024-01-03", "kind": "interest",
+                                                      "amount": "-5"})
+    assert CashMovement.objects.get().amount == D(-5)  # interest paid
+
+
+def test_a_negative_commission_is_refused_next_to_its_field(alice_client, alice, usd_book, month):
+    days, trade = month
+    form = {"portfolio": usd_book.pk, "symbol": "ACME", "direction": "long", "quantity": "1",
+            "entry_date": str(days[1]), "entry_price": "10", "entry_commission": "-5"}
+    response = alice_client.post("/trades/new/", form)
+    assert "must not be negative" in field_block(text(response), "entry_commission")
+    response = alice_client.post(f"/trades/{trade.pk}/close/", {"exit_date": str(days[9]), "exit_price": "110",
+                                                                "exit_commission": "-5"})
+    assert "must not be negative" in field_block(text(response), "exit_commission")
+    url = f"/portfolios/{usd_book.pk}/close-position/?instrument=XNYS:ACME&direction=long"
+    response = alice_client.post(url, {"date": str(days[10]), "quantity": "2", "price": "111", "commission": "-5"})
+    assert response.status_code == 400
+    assert "must not be negative" in field_block(text(response), "commission")
+    assert TradeVersion.objects.filter(trade=trade).count() == 2  # nothing written
+
+
+def test_the_admin_refuses_a_negative_fee(admin_client_, usd_book):
+    response = admin_client_.post(reverse("admin:trades_cashmovement_add"), {
+        "portfolio": usd_book.pk, "date": "2024-01-03", "kind": "fee", "amount": "-5", "notes": ""})
+    assert response.status_code == 200 and "-5 is negative: give the amount positive" in text(response)
+    assert not CashMovement.objects.exists()
