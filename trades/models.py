@@ -27,6 +27,24 @@ class PortfolioQuerySet(models.QuerySet):
         """The portfolios `user` may see: their own; staff (the desk's admins) see every one."""
         return self if user.is_staff else self.filter(owner=user)
 
+    def pick(self, text):
+        """The portfolio `text` names among these: a number that is the id of one of them, else its name
+        (`?portfolio=3` or `?portfolio=Alice US`); None when neither."""
+        text = (text or "").strip()
+        if text.isdigit():
+            found = self.filter(pk=int(text)).first()
+            if found is not None:
+                return found
+        return self.filter(name=text).first()
+
+
+def no_portfolio(text):
+    """What to say when PortfolioQuerySet.pick(text) found nothing."""
+    text = (text or "").strip()
+    if text.isdigit():
+        return f"no portfolio with id {text} or named {text!r} that you can see"
+    return f"no portfolio named {text!r} that you can see"
+
 
 class Portfolio(models.Model):
     """A book of trades and cash in one base currency, owned by one trader."""

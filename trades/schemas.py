@@ -59,7 +59,7 @@ class TradeIn(Schema):
     `exit_price` (+ `exit_commission`) closing the whole quantity.
     """
 
-    portfolio: Optional[str] = Field(None, description="Portfolio name; may be left out when you have one")
+    portfolio: Optional[str] = Field(None, description="Portfolio id or name; may be left out when you have one")
     symbol: str = Field(description="AAPL, XASX:BHP or BHP.AX")
     direction: Literal["long", "short"] = "long"
     quantity: Optional[Decimal] = Field(None, gt=0, description="Shares opened")

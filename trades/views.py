@@ -45,13 +45,15 @@ def _writable(user):
 
 
 def _chosen(request, books):
-    """The portfolio a page shows: ?portfolio=<id> among those visible, else the user's first own one."""
-    wanted = request.GET.get("portfolio", "")
-    if wanted.isdigit():
-        for book in books:
-            if book.pk == int(wanted):
-                return book
-        raise Http404("No such portfolio")
+    """The portfolio a page shows: ?portfolio=<id or name> among those visible (an id first, as the API
+    reads it), else the user's first own one."""
+    wanted = request.GET.get("portfolio", "").strip()
+    if wanted:
+        by_id = [book for book in books if wanted.isdigit() and book.pk == int(wanted)]
+        by_name = [book for book in books if book.name == wanted]
+        if not by_id + by_name:
+            raise Http404("No such portfolio")
+        return (by_id + by_name)[0]
     own = [book for book in books if book.owner_id == request.user.pk]
     return (own or books or [None])[0]
 

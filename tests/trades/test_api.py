@@ -277,3 +277,27 @@ def test_a_version_row_is_never_edited_but_for_its_end(api, usd_book, acme):
     assert (again.quantity, again.entry_price, again.knowledge_time) == (first.quantity, first.entry_price,
                                                                         first.knowledge_time)
     assert again.superseded_at is not None
+
+
+# --- ?portfolio= by id or name ---------------------------------------------------------------------
+
+def test_portfolio_is_an_id_or_a_name(api, alice, usd_book, bob_book, acme):
+    from trades.services import create_portfolio
+
+    trade(api, portfolio="Alice US")
+    numbered = create_portfolio(owner=alice, name="2024", base_currency="USD", starting_cash="100",
+                                inception_date=D1)
+    for wanted in (str(usd_book.pk), "Alice US", f" {usd_book.pk} "):
+        assert api.get(f"{API}/portfolio/summary?portfolio={wanted}").json()["portfolio"] == "Alice US"
+        assert api.get(f"{API}/portfolio/snapshots?portfolio={wanted}").json()["portfolio"] == "Alice US"
+        assert api.get(f"{API}/trades?portfolio={wanted}").json()["count"] == 1
+    # A number that is no id of hers is a name: the portfolio called "2024".
+    assert api.get(f"{API}/portfolio/summary?portfolio=2024").json()["portfolio"] == "2024"
+    assert api.get(f"{API}/trades?portfolio={numbered.pk}").json()["count"] == 0
+    body = {"symbol": "ACME", "quantity": "1", "entry_price": "50", "entry_date": str(D1)}
+    assert post(api, "/trades", {**body, "portfolio": str(numbered.pk)}).json()["portfolio"] == "2024"
+    # Bob's id is not one she can see, and no portfolio of hers is named so.
+    response = api.get(f"{API}/portfolio/summary?portfolio={bob_book.pk}")
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["msg"] == f"no portfolio with id {bob_book.pk} or named '{bob_book.pk}' that you can see"
+    assert api.get(f"{API}/trades?portfolio={bob_book.pk}").status_code == 422

@@ -439,3 +439,10 @@ def test_the_admin_refuses_a_negative_fee(admin_client_, usd_book):
         "portfolio": usd_book.pk, "date": "2024-01-03", "kind": "fee", "amount": "-5", "notes": ""})
     assert response.status_code == 200 and "-5 is negative: give the amount positive" in text(response)
     assert not CashMovement.objects.exists()
+
+
+def test_the_overview_takes_the_portfolio_by_id_or_name(alice_client, usd_book, aud_book, bob_book):
+    assert "<h1>Alice AU <span" in text(alice_client.get(f"/?portfolio={aud_book.pk}"))
+    assert "<h1>Alice US <span" in text(alice_client.get("/?portfolio=Alice%20US"))
+    assert alice_client.get(f"/?portfolio={bob_book.pk}").status_code == 404
+    assert alice_client.get("/?portfolio=Bob%20US").status_code == 404
