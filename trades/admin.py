@@ -196,8 +196,9 @@ class TradeCorrectionForm(forms.ModelForm):
         try:
             services.revised_state(self.instance, changes)  # the journal's own checks; nothing written
         except JournalError as exc:
-            field = exc.field if exc.field in self.fields else "exits" if exc.field.startswith("exit") else None
-            self.add_error(field, f"{exc.field}: {exc.problem}" if field in (None, "exits") else exc.problem)
+            for name, problem in exc.problems:
+                field = name if name in self.fields else "exits" if name.startswith("exit") else None
+                self.add_error(field, f"{name}: {problem}" if field in (None, "exits") else problem)
         self.journal_changes = changes
         return data
 

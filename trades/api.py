@@ -35,11 +35,14 @@ def invalid(loc, message):
 
 
 def body_error(exc: JournalError):
-    return invalid(["body", "payload", exc.field], exc.problem)
+    """A 422 listing every problem the journal found, each with the body field it is about."""
+    return ValidationError([{"type": "value_error", "loc": ["body", "payload", field], "msg": problem}
+                            for field, problem in exc.problems])
 
 
 def query_error(exc: JournalError):
-    return invalid(["query", exc.field], exc.problem)
+    return ValidationError([{"type": "value_error", "loc": ["query", field], "msg": problem}
+                            for field, problem in exc.problems])
 
 
 def parse_as_of(text):

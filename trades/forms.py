@@ -50,17 +50,21 @@ class DecimalInput(forms.NumberInput):
 
 
 class JournalForm(forms.Form):
-    """A form that can take a services.JournalError: on its field if the form has it, else on top."""
+    """A form that can take a services.JournalError: each problem on its field if the form has it, else
+    on top."""
 
     # Service field -> form field, where they differ.
     FIELD_NAMES = {}
 
-    def add_journal_error(self, exc):
-        field = self.FIELD_NAMES.get(exc.field, exc.field)
-        if field in self.fields:
-            self.add_error(field, exc.problem)
-        else:
-            self.add_error(None, f"{exc.field}: {exc.problem}")
+    def add_journal_error(self, exc, *, skip_fields_with_errors=False):
+        for name, problem in exc.problems:
+            field = self.FIELD_NAMES.get(name, name)
+            if field in self.fields:
+                if skip_fields_with_errors and field in self.errors:
+                    continue  # the form's own message about it (e.g. "Enter a number.") stays
+                self.add_error(field, problem)
+            else:
+                self.add_error(None, f"{name}: {problem}")
 
 
 class PortfolioForm(JournalForm):

@@ -38,6 +38,11 @@ Moment = Annotated[
     dt.datetime, PlainSerializer(lambda moment: moment.isoformat(), return_type=str),
     WithJsonSchema({"type": "string", "format": "date-time"}, mode="serialization"),
 ]
+# Bounds the journal checks (services._check) rather than pydantic, so that a 422 names every bad field at
+# once (an unknown symbol with a negative quantity and a Saturday); the schema still announces them.
+POSITIVE = {"exclusiveMinimum": 0}
+NOT_NEGATIVE = {"minimum": 0}
+
 Sort = Literal["entry_date", "-entry_date", "exit_date", "-exit_date", "symbol", "-symbol", "quantity", "-quantity",
                "pnl", "-pnl", "pnl_pct", "-pnl_pct", "pnl_base", "-pnl_base", "status", "-status", "id", "-id"]
 
@@ -46,9 +51,9 @@ class ExitIn(Schema):
     """One exit leg as executed (after a split: the post-split quantity and price the broker reports)."""
 
     date: dt.date
-    quantity: Decimal = Field(gt=0)
-    price: Decimal = Field(gt=0)
-    commission: Decimal = Field(Decimal(0), ge=0)
+    quantity: Decimal = Field(json_schema_extra=POSITIVE)
+    price: Decimal = Field(json_schema_extra=POSITIVE)
+    commission: Decimal = Field(Decimal(0), json_schema_extra=NOT_NEGATIVE)
 
 
 class TradeIn(Schema):
@@ -62,19 +67,21 @@ class TradeIn(Schema):
     portfolio: Optional[str] = Field(None, description="Portfolio id or name; may be left out when you have one")
     symbol: str = Field(description="AAPL, XASX:BHP or BHP.AX")
     direction: Literal["long", "short"] = "long"
-    quantity: Optional[Decimal] = Field(None, gt=0, description="Shares opened")
-    target_weight: Optional[float] = Field(None, ge=-1, le=1, description="Size from equity instead: 0.3 = 30%")
+    quantity: Optional[Decimal] = Field(None, description="Shares opened", json_schema_extra=POSITIVE)
+    target_weight: Optional[float] = Field(None, description="Size from equity instead: 0.3 = 30%",
+                                           json_schema_extra={"minimum": -1, "maximum": 1})
     entry_date: dt.date
-    entry_price: Decimal = Field(gt=0)
-    entry_commission: Decimal = Field(Decimal(0), ge=0)
+    entry_price: Decimal = Field(json_schema_extra=POSITIVE)
+    entry_commission: Decimal = Field(Decimal(0), json_schema_extra=NOT_NEGATIVE)
     exits: Optional[list[ExitIn]] = None
     exit_date: Optional[dt.date] = None
-    exit_price: Optional[Decimal] = Field(None, gt=0)
-    exit_commission: Decimal = Field(Decimal(0), ge=0)
+    exit_price: Optional[Decimal] = Field(None, json_schema_extra=POSITIVE)
+    exit_commission: Decimal = Field(Decimal(0), json_schema_extra=NOT_NEGATIVE)
     strategy: str = ""
     signal_ref: str = ""
     notes: str = ""
-    trade_id: Optional[str] = Field(None, max_length=40, description="The desk's reference (made up when absent)")
+    trade_id: Optional[str] = Field(None, description="The desk's reference (made up when absent)",
+                                    json_schema_extra={"maxLength": 40})
     reason: str = Field("", max_length=200, description="Why (kept in the history)")
 
     @model_validator(mode="after")
@@ -92,15 +99,15 @@ class TradePatch(Schema):
 
     symbol: Optional[str] = None
     direction: Optional[Literal["long", "short"]] = None
-    quantity: Optional[Decimal] = Field(None, gt=0)
+    quantity: Optional[Decimal] = Field(None, json_schema_extra=POSITIVE)
     entry_date: Optional[dt.date] = None
-    entry_price: Optional[Decimal] = Field(None, gt=0)
-    entry_commission: Optional[Decimal] = Field(None, ge=0)
+    entry_price: Optional[Decimal] = Field(None, json_schema_extra=POSITIVE)
+    entry_commission: Optional[Decimal] = Field(None, json_schema_extra=NOT_NEGATIVE)
     exits: Optional[list[ExitIn]] = None
     exit_date: Optional[dt.date] = None
-    exit_price: Optional[Decimal] = Field(None, gt=0)
-    exit_quantity: Optional[Decimal] = Field(None, gt=0)
-    exit_commission: Decimal = Field(Decimal(0), ge=0)
+    exit_price: Optional[Decimal] = Field(None, json_schema_extra=POSITIVE)
+    exit_quantity: Optional[Decimal] = Field(None, json_schema_extra=POSITIVE)
+    exit_commission: Decimal = Field(Decimal(0), json_schema_extra=NOT_NEGATIVE)
     strategy: Optional[str] = None
     signal_ref: Optional[str] = None
     notes: Optional[str] = None

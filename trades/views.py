@@ -238,22 +238,33 @@ def trade_new(request):
     form = TradeForm(request.POST or None, portfolios=writable, initial=initial)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        percent = data.get("target_percent")
         try:
-            trade = services.record_trade(
-                portfolio=data["portfolio"], user=request.user, symbol=data["symbol"], direction=data["direction"],
-                quantity=data.get("quantity"), target_weight=None if percent in (None, "") else percent / 100,
-                entry_date=data["entry_date"], entry_price=data["entry_price"],
-                entry_commission=data.get("entry_commission") or 0, strategy_name=data["strategy_name"],
-                signal_ref=data["signal_ref"], notes=data["notes"])
+            trade = services.record_trade(portfolio=data["portfolio"], user=request.user, **_trade_fields(data),
+                                          strategy_name=data["strategy_name"], signal_ref=data["signal_ref"],
+                                          notes=data["notes"])
         except JournalError as exc:
             form.add_journal_error(exc)
         else:
             messages.success(request, f"Recorded {trade.trade_id}: {trade.direction} {_show(trade.quantity)} "
                                       f"{trade.symbol} @ {_show(trade.entry_price)}.")
             return redirect("trades:trade_detail", pk=trade.pk)
+    elif request.method == "POST" and form.cleaned_data.get("portfolio"):
+        # Some fields did not parse; what the journal says of the others is shown with them, at once.
+        try:
+            services.check_trade(portfolio=form.cleaned_data["portfolio"], **_trade_fields(form.cleaned_data))
+        except JournalError as exc:
+            form.add_journal_error(exc, skip_fields_with_errors=True)
     return render(request, "trades/trade_form.html", {"form": form, "title": "Record a trade"},
                   status=400 if form.errors else 200)
+
+
+def _trade_fields(data):
+    """The journal's arguments for a trade from the trade form's cleaned data (missing ones None)."""
+    percent = data.get("target_percent")
+    return {"symbol": data.get("symbol"), "direction": data.get("direction") or "long",
+            "quantity": data.get("quantity"), "target_weight": None if percent in (None, "") else percent / 100,
+            "entry_date": data.get("entry_date"), "entry_price": data.get("entry_price"),
+            "entry_commission": data.get("entry_commission") or 0}
 
 
 EXIT_FIELD = re.compile(r"exits\[(\d+)\]\.(\w+)")
@@ -282,11 +293,15 @@ def trade_edit(request, pk):
         try:
             services.revise_trade(trade, user=request.user, changes=changes, reason=form.cleaned_data["reason"])
         except JournalError as exc:
-            match = EXIT_FIELD.fullmatch(exc.field)
-            if match and int(match.group(1)) < len(kept):
-                formset.forms[kept[int(match.group(1))][0]].add_error(match.group(2), exc.problem)
-            else:
-                form.add_journal_error(exc)
+            rest = []
+            for name, problem in exc.problems:
+                match = EXIT_FIELD.fullmatch(name)
+                if match and int(match.group(1)) < len(kept):
+                    formset.forms[kept[int(match.group(1))][0]].add_error(match.group(2), problem)
+                else:
+                    rest.append((name, problem))
+            if rest:
+                form.add_journal_error(JournalError(rest))
         else:
             messages.success(request, f"{trade.trade_id} updated; the history keeps the previous version.")
             return redirect("trades:trade_detail", pk=trade.pk)

@@ -59,7 +59,7 @@ def test_a_sale_closes_the_oldest_lots_first(tmp_path, usd_book, acme):
     ("2024-01-05,buy,,10,15,,,,,", "row 6: symbol: a buy needs a symbol"),
     ("2024-01-05,buy,ACME,10,-15,,,,,", "row 6: price: -15 must be more than 0"),
     ("2024-01-05,sell,ACME,31,15,,,,,", "row 6: quantity: 31 is more than the 30 open in long ACME on 2024-01-05"),
-    ("2024-01-06,buy,ACME,10,15,,,,,", "row 6: entry_date: Sat 2024-01-06 is not a XNYS session"),
+    ("2024-01-06,buy,ACME,10,15,,,,,", "row 6: date: Sat 2024-01-06 is not a XNYS session"),  # the column
     ("2024-01-05,buy,NOPE,10,15,,,,,", "row 6: symbol: unknown symbol 'NOPE'"),
     ("2024-01-05,deposit,,,,,,,,", "row 6: amount: missing"),
 ])
@@ -183,3 +183,36 @@ def test_a_negative_fee_row_is_refused_like_on_the_page(tmp_path, usd_book, acme
     path = write(tmp_path, FIFO_FILE + "2024-01-05,fee,,,,,-5,,,\n2024-01-05,interest,,,,,-2,,,paid\n")
     with pytest.raises(CommandError, match=r"row 6: amount: -5 is negative: give the amount positive"):
         call_command("import_trades", str(path), "--portfolio", "Alice US")
+
+
+def test_a_file_is_rejected_with_every_bad_row_at_once(tmp_path, usd_book, acme):
+    lines = [
+        "2024-01-05,buy,ACME,ten,-15,,,,,",     # row 6: two bad cells
+        "2024-01-06,buy,ACME,10,15,,,,,",       # row 7: not a session
+        "2024-01-05,sell,ACME,31,15,,,,,",      # row 8: more than the 30 open
+        "2024-01-05,buy,NOPE,10,15,-1,,,,",     # row 9: unknown symbol, negative commission
+        "2024-01-05,fee,,,,,-5,,,",             # row 10: a fee is given positive
+    ]
+    path = write(tmp_path, FIFO_FILE + "\n".join(lines) + "\n")
+    with pytest.raises(CommandError) as caught:
+        call_command("import_trades", str(path), "--portfolio", "Alice US")
+    message = str(caught.value)
+    assert message.splitlines()[1:] == [
+        "  row 6: quantity: 'ten' is not a number",
+        "  row 6: price: -15 must be more than 0",
+        "  row 7: date: Sat 2024-01-06 is not a XNYS session (the sessions either side are 2024-01-05 and 2024-01-08)",
+        "  row 8: quantity: 31 is more than the 30 open in long ACME on 2024-01-05",
+        "  row 9: commission: -1 must not be negative",
+        "  row 9: symbol: unknown symbol 'NOPE': no such instrument",
+        "  row 10: amount: -5 is negative: give the amount positive (the kind gives the sign: a fee goes out)",
+    ]
+    assert not Trade.objects.exists() and not CashMovement.objects.exists()
+
+
+def test_past_fifty_problems_the_rest_are_counted(tmp_path, usd_book, acme):
+    bad = "".join(f"2024-01-05,buy,ACME,{n},x,,,,,\n" for n in range(1, 61))
+    with pytest.raises(CommandError) as caught:
+        call_command("import_trades", str(write(tmp_path, FIFO_FILE + bad)), "--portfolio", "Alice US")
+    lines = str(caught.value).splitlines()[1:]
+    assert len(lines) == 51 and lines[0] == "  row 6: price: 'x' is not a number"
+    assert lines[49] == "  row 55: price: 'x' is not a number" and lines[50] == "  and 10 more"

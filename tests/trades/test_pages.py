@@ -446,3 +446,42 @@ def test_the_overview_takes_the_portfolio_by_id_or_name(alice_client, usd_book, 
     assert "<h1>Alice US <span" in text(alice_client.get("/?portfolio=Alice%20US"))
     assert alice_client.get(f"/?portfolio={bob_book.pk}").status_code == 404
     assert alice_client.get("/?portfolio=Bob%20US").status_code == 404
+
+
+# --- every error at once ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("fields", "expected"), [
+    ({"symbol": "ZZZZ", "quantity": "-5"}, {"symbol": "unknown symbol &#x27;ZZZZ&#x27;",
+                                            "quantity": "must be more than 0",
+                                            "entry_date": "Sat 2024-01-06 is a weekend day, not a session"}),
+    ({"quantity": "-5", "entry_price": "-3"}, {"quantity": "must be more than 0",
+                                               "entry_price": "must be more than 0",
+                                               "entry_date": "Sat 2024-01-06 is not a XNYS session"}),
+    # A field the form cannot read, and one the journal refuses: both shown.
+    ({"symbol": "ZZZZ", "quantity": "ten"}, {"symbol": "unknown symbol &#x27;ZZZZ&#x27;",
+                                             "quantity": "Enter a number.",
+                                             "entry_date": "Sat 2024-01-06 is a weekend day, not a session"}),
+    ({"symbol": "ZZZZ", "quantity": ""}, {"symbol": "unknown symbol &#x27;ZZZZ&#x27;",
+                                          "quantity": "Give a quantity, or a % of equity to size it.",
+                                          "entry_date": "Sat 2024-01-06 is a weekend day, not a session"}),
+])
+def test_the_trade_form_shows_every_field_error_at_once(alice_client, usd_book, series, fields, expected):
+    series("ACME", "XNYS", {dt.date(2024, 1, 5): 10.0})
+    form = {"portfolio": usd_book.pk, "symbol": "ACME", "direction": "long", "quantity": "10",
+            "entry_date": "2024-01-06", "entry_price": "10", "entry_commission": "0", **fields}
+    response = alice_client.post("/trades/new/", form)
+    assert response.status_code == 400
+    body = text(response)
+    for name, message in expected.items():
+        assert message in field_block(body, name), name
+    assert body.count('class="errorlist"') == len(expected)
+    assert not Trade.objects.exists()
+
+
+def test_the_cash_form_shows_every_field_error_at_once(alice_client, usd_book):
+    response = alice_client.post(f"/portfolios/{usd_book.pk}/", {"action": "cash", "date": "2023-12-01",
+                                                                  "kind": "fee", "amount": "-5", "symbol": "NOPE"})
+    body = text(response)
+    assert "before the portfolio&#x27;s inception date" in field_block(body, "date")
+    assert "-5 is negative" in field_block(body, "amount")
+    assert "unknown symbol &#x27;NOPE&#x27;" in field_block(body, "symbol")
