@@ -111,7 +111,8 @@ def positions(journal, day, holdings=None):
         open_qty = sum((t.open_quantity for t in lots), Decimal(0))
         average = sum((t.open_quantity * t.entry_price for t in lots), Decimal(0)) / open_qty
         # Shares held on `day`: each lot's open entry shares times the splits since its entry.
-        shares = sum(float(t.open_quantity) * book.split_ratio(splits.get(key, []), t.entry_date, day) for t in lots)
+        shares = sum((t.open_quantity * Decimal(repr(book.split_ratio(splits.get(key, []), t.entry_date, day)))
+                      for t in lots), Decimal(0)).quantize(SIX)
         sign = 1 if direction == book.LONG else -1
         cost, cost_known = Decimal(0), True
         for t in lots:
@@ -125,7 +126,7 @@ def positions(journal, day, holdings=None):
         row = held.get(key)
         value = None
         if row is not None and np.isfinite(row.price) and np.isfinite(row.rate):
-            value = sign * shares * row.price * row.rate
+            value = sign * float(shares) * row.price * row.rate
         unrealised = None
         if value is not None and cost_known:
             # A long gains what it is worth over its cost; a short what it got (cost) over what it owes.
@@ -133,7 +134,7 @@ def positions(journal, day, holdings=None):
         out.append({
             "instrument": key, "symbol": lots[0].symbol, "currency": lots[0].currency, "direction": direction,
             "quantity": shares, "lots": len(lots), "average_price": average.quantize(SIX),
-            "price": _float(row.price) if row is not None else None,
+            "price": _money(row.price) if row is not None else None,
             "price_date": row.price_date.date() if row is not None and pd.notna(row.price_date) else None,
             "fx_rate": _float(row.rate) if row is not None else None,
             "market_value": _money(value) if value is not None else None,

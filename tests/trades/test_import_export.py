@@ -140,8 +140,8 @@ def test_the_snapshot_export_has_the_marks(api, alice, usd_book, acme):
     text = b"".join(response.streaming_content).decode("utf-8-sig")
     rows = list(csv.DictReader(io.StringIO(text)))
     assert [(r["date"], r["value"], r["cash"], r["invested"]) for r in rows] == [
-        ("2024-01-02", "10000", "9000", "1000"), ("2024-01-03", "10200", "9000", "1200"),
-        ("2024-01-04", "10500", "9000", "1500"), ("2024-01-05", "10500", "9000", "1500")]
+        ("2024-01-02", "10000.00", "9000.00", "1000.00"), ("2024-01-03", "10200.00", "9000.00", "1200.00"),
+        ("2024-01-04", "10500.00", "9000.00", "1500.00"), ("2024-01-05", "10500.00", "9000.00", "1500.00")]
     assert float(rows[1]["daily_return"]) == pytest.approx(0.02)  # 10,200 / 10,000 - 1
 
 
@@ -216,3 +216,31 @@ def test_past_fifty_problems_the_rest_are_counted(tmp_path, usd_book, acme):
     lines = str(caught.value).splitlines()[1:]
     assert len(lines) == 51 and lines[0] == "  row 6: price: 'x' is not a number"
     assert lines[49] == "  row 55: price: 'x' is not a number" and lines[50] == "  and 10 more"
+
+
+def test_the_csv_exports_write_numbers_as_the_api_does(api, alice, usd_book, series):
+    days = [dt.date(2024, 1, 2), dt.date(2024, 1, 3), dt.date(2024, 1, 4)]
+    # A tiny move: 10,000 -> 9,999.000500 is a daily return of -9.995e-05, which str() writes with an exponent.
+    series("ACME", "XNYS", dict(zip(days, [622.4, 622.3000500, 622.3000500])))
+    trade = services.record_trade(portfolio=usd_book, user=alice, symbol="ACME", quantity=10, entry_price="622.4",
+                                  entry_date=days[0], entry_commission="5")
+    services.close_trade(trade, user=alice, date=days[2], price="622.3", quantity=3, commission="1.25")
+    services.snapshot_portfolio(portfolio=usd_book)
+    text = b"".join(api.get(f"{API}/trades/export").streaming_content).decode("utf-8-sig")
+    [row] = list(csv.DictReader(io.StringIO(text)))
+    item = api.get(f"{API}/trades").json()["items"][0]
+    assert (row["entry_price"], row["entry_commission"], row["quantity"]) == ("622.40", "5.00", "10")
+    for column in ("quantity", "entry_price", "entry_commission", "exit_price", "fees", "pnl", "pnl_base"):
+        assert row[column] == item[column], column
+    # 3 x (622.30 - 622.40) - 1.25 - 5 x 3/10 = -3.05 (exact here); pnl_pct as plain digits.
+    assert row["pnl"] == "-3.05" and "e" not in row["pnl_pct"] and float(row["pnl_pct"]) == item["pnl_pct"]
+    text = b"".join(api.get(f"{API}/portfolio/snapshots/export").streaming_content).decode("utf-8-sig")
+    rows = list(csv.DictReader(io.StringIO(text)))
+    items = api.get(f"{API}/portfolio/snapshots").json()["items"]
+    for row, item in zip(rows, items, strict=True):
+        for column in ("value", "cash", "invested", "flows"):
+            assert row[column] == (item[column] or ""), column
+        for column in ("daily_return", "cumulative_return"):
+            assert "e" not in row[column].lower(), (column, row[column])
+            assert (float(row[column]) if row[column] else None) == item[column]
+    assert rows[1]["daily_return"].startswith("-0.0000")

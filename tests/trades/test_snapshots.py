@@ -134,7 +134,10 @@ def test_a_commission_is_charged_once_per_leg_in_the_marks(api, alice, series):
     services.snapshot_portfolio(portfolio=book)
     assert snaps(book)[1].total_value == D("767.6972")  # 1,000 - 232.3028
     summary = api.get(f"{API}/portfolio/summary").json()
-    assert (summary["realised_pnl"], summary["total_pnl"]) == ("-232.3028", "-232.3028")  # not -464.6056
+    # Written to the cent (not -464.61); the stored P&L stays exact.
+    assert (summary["realised_pnl"], summary["total_pnl"]) == ("-232.30", "-232.30")
+    opened.refresh_from_db()
+    assert opened.pnl == D("-232.3028")
 
 
 def test_whole_shares_from_a_target_weight_leave_the_rest_in_cash(api, alice, series, committed):
@@ -352,3 +355,28 @@ def test_the_daily_hook_marks_the_books_of_the_exchange(alice, usd_book, aud_boo
 
 def test_the_daily_hook_is_in_the_default_chain(settings):
     assert "trades.daily.snapshot_portfolios" in settings.DAILY_HOOKS
+
+
+# --- number formats --------------------------------------------------------------------------------
+
+def test_positions_are_decimal_strings_and_money_is_to_the_cent(api, alice, usd_book, series, alice_client):
+    days = sessions("XNYS", dt.date(2024, 1, 2), 3)
+    series("ACME", "XNYS", dict(zip(days, [10.0, 10.5, 430.47])))
+    # 40 bought at 10.00 with 9.95; 15 sold at 10.50 with 9.95: 15 x 0.50 - 9.95 - 9.95 x 15/40 = -6.18125.
+    trade = buy(usd_book, alice, "ACME", 40, "10", days[0], entry_commission="9.95")
+    services.close_trade(trade, user=alice, date=days[1], price="10.5", quantity=15, commission="9.95")
+    services.snapshot_portfolio(portfolio=usd_book)
+    s = api.get(f"{API}/portfolio/summary").json()
+    [position] = s["open_positions"]
+    assert (position["quantity"], position["price"], position["average_price"]) == ("25", "430.47", "10.00")
+    # Stored exactly, written to the cent (half up): -6.18125 -> -6.18.
+    assert s["realised_pnl"] == "-6.18" and trade.__class__.objects.get().pnl == D("-6.18125")
+    # 25 x 430.47 = 10,761.75 less 25 x 10 + 9.95 x 25/40 = 256.21875 -> 10,505.53125 -> 10505.53.
+    assert (position["market_value"], position["cost"], position["unrealised_pnl"]) == ("10761.75", "256.22", "10505.53")
+    listed = api.get(f"{API}/trades").json()["items"][0]
+    assert (listed["pnl"], listed["pnl_base"], listed["fees"]) == ("-6.18", "-6.18", "19.90")
+    assert (listed["entry_commission"], listed["exits"][0]["commission"]) == ("9.95", "9.95")  # as typed
+    spec = alice_client.get(f"{API}/openapi.json").json()["components"]["schemas"]["PositionOut"]["properties"]
+    for name in ("quantity", "price", "average_price"):
+        text_type = spec[name] if "type" in spec[name] else spec[name]["anyOf"][0]
+        assert (text_type["type"], text_type["format"]) == ("string", "decimal"), name
