@@ -108,11 +108,13 @@ def positions(journal, day, holdings=None):
         groups.setdefault((t.key, t.direction), []).append(t)
     out = []
     for (key, direction), lots in sorted(groups.items()):
-        open_qty = sum((t.open_quantity for t in lots), Decimal(0))
-        average = sum((t.open_quantity * t.entry_price for t in lots), Decimal(0)) / open_qty
-        # Shares held on `day`: each lot's open entry shares times the splits since its entry.
-        shares = sum((t.open_quantity * Decimal(repr(book.split_ratio(splits.get(key, []), t.entry_date, day)))
-                      for t in lots), Decimal(0)).quantize(SIX)
+        # Shares held on `day`: each lot's open entry shares times the splits since its entry; the average
+        # entry price is on the same basis (what the open lots cost over the shares they are now), so
+        # 60 bought at 411.23 before 7:1 and 4:1 splits are 1,680 held at 14.686786.
+        now_held = sum((t.open_quantity * Decimal(repr(book.split_ratio(splits.get(key, []), t.entry_date, day)))
+                        for t in lots), Decimal(0))
+        average = sum((t.open_quantity * t.entry_price for t in lots), Decimal(0)) / now_held
+        shares = now_held.quantize(SIX)
         sign = 1 if direction == book.LONG else -1
         cost, cost_known = Decimal(0), True
         for t in lots:

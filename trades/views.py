@@ -17,7 +17,9 @@ from django.utils.safestring import mark_safe
 from marketdata.charts import BAR_COLUMNS, MOVING_AVERAGES, bars_frame, figure_json
 from marketdata.models import PriceBar
 
-from . import charts, filters, services, summary
+from quant.portfolio import split_ratio
+
+from . import charts, filters, services, summary, valuation
 from .errors import ImportRejected, JournalError
 from .formats import plain
 from .forms import (
@@ -26,6 +28,7 @@ from .forms import (
 )
 from .imports import ACTIONS
 from .models import CashMovement, Portfolio, Trade, TradeExit, TradeStatus
+from .services import SIX
 
 LIST_PAGE_SIZE = 50
 RECENT_TRADES = 10
@@ -360,9 +363,14 @@ def position_close(request, pk):
     lots = [lot for lot in lots if lot.instrument.key == key]
     if not lots:
         raise Http404("No open position")
+    # What a sale today takes: each lot's open entry shares times the splits since its entry.
+    today = timezone.localdate()
+    splits = valuation.splits_of([lots[0].instrument_id]).get(key, [])
+    for lot in lots:
+        lot.held = (lot.open_quantity * Decimal(repr(split_ratio(splits, lot.entry_date, today)))).quantize(SIX)
     open_shares = sum(lot.open_quantity for lot in lots)
-    form = ClosePositionForm(request.POST or None, initial={"date": timezone.localdate(), "commission": 0,
-                                                            "quantity": open_shares})
+    held = sum(lot.held for lot in lots)
+    form = ClosePositionForm(request.POST or None, initial={"date": today, "commission": 0, "quantity": held})
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
@@ -377,7 +385,8 @@ def position_close(request, pk):
                                       f"of {key}, oldest first.")
             return redirect(f"{reverse('trades:overview')}?portfolio={book.pk}")
     return render(request, "trades/position_close.html", {
-        "book": book, "key": key, "direction": direction, "lots": lots, "open_shares": open_shares, "form": form,
+        "book": book, "key": key, "direction": direction, "lots": lots, "open_shares": open_shares, "held": held,
+        "split": held != open_shares, "form": form,
     }, status=400 if form.errors else 200)
 
 

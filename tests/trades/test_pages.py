@@ -217,7 +217,7 @@ def test_a_position_is_sold_first_in_first_out_from_the_overview(alice_client, a
     second = services.record_trade(portfolio=usd_book, user=alice, symbol="ACME", quantity=5, entry_price="103",
                                    entry_date=days[3])
     url = f"/portfolios/{usd_book.pk}/close-position/?instrument=XNYS:ACME&direction=long"
-    assert "11 entry shares open in 2 lots" in text(alice_client.get(url))
+    assert "11 shares held in 2 lots" in text(alice_client.get(url))
     response = alice_client.post(url, {"date": str(days[10]), "quantity": "8", "price": "111", "commission": "8"})
     assert response.status_code == 302
     first.refresh_from_db()
