@@ -268,7 +268,10 @@ def portfolio_summary(request, portfolio: Optional[str] = Query(None, descriptio
     """Value, cash, invested, returns, day/week/month P&L, open positions, win rate, best and worst trade,
     P&L by symbol and the risk metrics, as of the last valued day (or as known at `as_of`)."""
     book = pick_portfolio(request.user, portfolio, ["query", "portfolio"])
-    return summary.portfolio_summary(book, as_of=parse_as_of(as_of))
+    moment = parse_as_of(as_of)
+    # Prices newer than the stored snapshots (a file loaded outside the daily chain) mark them stale.
+    lag = services.catch_up_snapshots(book) if moment is None else None
+    return summary.portfolio_summary(book, as_of=moment, lag=lag)
 
 
 class SnapshotQuery(Schema):
@@ -283,6 +286,8 @@ def _snapshots(request, query):
         raise invalid(["query", "start"], f"start {query.start} is after end {query.end}")
     book = pick_portfolio(request.user, query.portfolio, ["query", "portfolio"])
     as_of = parse_as_of(query.as_of)
+    if as_of is None:
+        services.catch_up_snapshots(book)
     frame, how, _, _ = summary.snapshot_frame(book, as_of=as_of, start=query.start, end=query.end)
     return book, as_of, frame, how
 

@@ -240,7 +240,12 @@ class SummaryOut(Schema):
     valuation_date: Optional[dt.date] = Field(description="The last valued day the figures are for")
     as_of: Optional[Moment] = Field(description="The knowledge time answered for (null: now)")
     computed: str = Field(description="stored (the daily snapshots) or on_the_fly (as_of, or snapshots pending)")
-    snapshots_stale_from: Optional[dt.date]
+    snapshots_stale_from: Optional[dt.date] = Field(description="Stored snapshots from this day wait to be recomputed")
+    snapshots_until: Optional[dt.date] = Field(description="The last stored snapshot (null with as_of)")
+    prices_until: Optional[dt.date] = Field(description="The last day with prices for the book: its instruments' or "
+                                                        "its calendar's exchange's newest bar (null with as_of)")
+    notice: Optional[str] = Field(description="What to know about the figures: prices newer than the stored "
+                                              "snapshots (being brought up to date), or a change being recomputed")
     starting_cash: Money
     value: Optional[Cents]
     cash: Optional[Cents]

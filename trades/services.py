@@ -682,6 +682,19 @@ def mark_snapshots_stale(portfolio, day):
     transaction.on_commit(lambda: update_snapshots.delay(portfolio.pk), robust=True)
 
 
+def catch_up_snapshots(portfolio):
+    """When the stored snapshots end before the newest prices (bars loaded outside the daily chain, e.g.
+    `ingest --provider csv`), mark them stale from the first missing session: the update enqueued on
+    commit (in process without a broker) stores the missing days, and the summary marks the book on the
+    fly meanwhile. Does nothing to a book that is up to date or already waiting for its update; writes
+    only the stale mark. Returns the valuation.Lag it found; `portfolio` gets the current mark."""
+    lag = valuation.snapshot_lag(portfolio)
+    if lag.first_missing is not None and portfolio.snapshots_stale_from is None:
+        mark_snapshots_stale(portfolio, lag.first_missing)
+        portfolio.refresh_from_db(fields=["snapshots_stale_from"])  # cleared already if the update ran
+    return lag
+
+
 @dataclass
 class SnapshotResult:
     """What snapshot_portfolio did: the days written (first..last), how many, and the unvalued ones."""

@@ -96,8 +96,10 @@ def overview(request):
     context["active"] = active
     if not active:
         return render(request, "trades/overview.html", context)
+    # Prices newer than the stored snapshots (a file loaded outside the daily chain) mark them stale.
+    lag = services.catch_up_snapshots(book)
     frame, how, journal, holdings = summary.snapshot_frame(book)
-    figures = summary.build_summary(book, frame=frame, how=how, journal=journal, holdings=holdings)
+    figures = summary.build_summary(book, frame=frame, how=how, journal=journal, holdings=holdings, lag=lag)
     returns = frame["daily_return"]
     bench = _benchmark_closes(book, frame)
     context.update({

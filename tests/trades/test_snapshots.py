@@ -380,3 +380,52 @@ def test_positions_are_decimal_strings_and_money_is_to_the_cent(api, alice, usd_
     for name in ("quantity", "price", "average_price"):
         text_type = spec[name] if "type" in spec[name] else spec[name]["anyOf"][0]
         assert (text_type["type"], text_type["format"]) == ("string", "decimal"), name
+
+
+# --- prices newer than the stored snapshots --------------------------------------------------------
+
+def test_prices_loaded_after_the_last_mark_are_caught_up_and_said(api, alice, alice_client, usd_book, series,
+                                                                   committed):
+    days = sessions("XNYS", dt.date(2024, 1, 2), 10)
+    series("ACME", "XNYS", dict(zip(days[:4], [50.0, 51, 52, 53])))
+    with committed():
+        buy(usd_book, alice, "ACME", 10, "50", days[0])
+    assert snaps(usd_book)[-1].date == days[3]
+    # Newer bars from a file (marketdata ingest, not the daily chain): nothing marked the book.
+    series("ACME", "XNYS", dict(zip(days[4:8], [54.0, 55, 56, 57])))
+    body = alice_client.get("/").content.decode()  # its update is enqueued on commit (never, in this test)
+    assert ("Prices up to 2024-01-11 are stored; the stored snapshots end at 2024-01-05. They are being brought "
+            "up to date and these figures are computed on the fly meanwhile; <code>python manage.py snapshot "
+            "--portfolio \"Alice US\"</code> stores them now") in body
+    assert "marked to the close of Thu 11 Jan 2024" in body
+    s = api.get(f"{API}/portfolio/summary").json()
+    assert (s["prices_until"], s["snapshots_until"], s["snapshots_stale_from"]) == (
+        "2024-01-11", "2024-01-05", "2024-01-08")
+    assert s["notice"] == ("Prices up to 2024-01-11 are stored; the stored snapshots end at 2024-01-05. They are "
+                           "being brought up to date and these figures are computed on the fly meanwhile; "
+                           "`python manage.py snapshot --portfolio \"Alice US\"` stores them now (the daily "
+                           "chain does after each close).")
+    # Marked to the newest close on the fly: 9,500 cash + 10 x 57.
+    assert (s["valuation_date"], s["value"], s["computed"]) == ("2024-01-11", "10070.00", "on_the_fly")
+    call_command("snapshot", stdout=__import__("io").StringIO())  # what the notice says to run
+    s = api.get(f"{API}/portfolio/summary").json()
+    assert (s["computed"], s["notice"], s["snapshots_until"], s["snapshots_stale_from"]) == (
+        "stored", None, "2024-01-11", None)
+    # Next time the read itself brings them up to date: the mark enqueues the update when it commits.
+    series("ACME", "XNYS", dict(zip(days[8:], [58.0, 59])))
+    with committed():
+        assert alice_client.get("/").status_code == 200
+    assert snaps(usd_book)[-1].date == days[-1] and snaps(usd_book)[-1].total_value == D(10090)
+    assert "are stored; the stored snapshots end" not in alice_client.get("/").content.decode()
+
+
+def test_a_book_that_is_up_to_date_is_not_marked_again(api, alice, usd_book, series, committed,
+                                                       django_capture_on_commit_callbacks):
+    days = sessions("XNYS", dt.date(2024, 1, 2), 3)
+    series("ACME", "XNYS", dict(zip(days, [50.0, 51, 52])))
+    with committed():
+        buy(usd_book, alice, "ACME", 10, "50", days[0])
+    with django_capture_on_commit_callbacks() as callbacks:
+        s = api.get(f"{API}/portfolio/summary").json()
+    assert callbacks == [] and s["notice"] is None and s["computed"] == "stored"
+    assert Portfolio.objects.get(pk=usd_book.pk).snapshots_stale_from is None
