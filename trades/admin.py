@@ -22,7 +22,27 @@ from .models import CashMovement, ChangeKind, Portfolio, PortfolioSnapshot, Trad
 PLAIN_DECIMALS = {models.DecimalField: {"widget": DecimalInput(attrs={"step": "any"})}}
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+def _plain_column(field):
+    def column(obj):
+        value = getattr(obj, field.name)
+        return "-" if value is None else plain(value)
+
+    column.__name__ = field.name  # the cell's class: field-quantity
+    column.short_description = field.verbose_name
+    column.admin_order_field = field.name
+    return column
+
+
+class PlainDecimalsAdmin(admin.ModelAdmin):
+    """Decimal columns of the change list as typed (200, 99.5), not as stored (200.000000)."""
+
+    def get_list_display(self, request):
+        decimals = {f.name: f for f in self.model._meta.get_fields() if isinstance(f, models.DecimalField)}
+        return [_plain_column(decimals[name]) if name in decimals else name
+                for name in super().get_list_display(request)]
+
+
+class ReadOnlyAdmin(PlainDecimalsAdmin):
     """Rows that other code writes and history depends on: visible to the admin, never edited here."""
 
     def has_add_permission(self, request, obj=None):
@@ -49,7 +69,7 @@ class PortfolioAdminForm(forms.ModelForm):
 
 
 @admin.register(Portfolio)
-class PortfolioAdmin(admin.ModelAdmin):
+class PortfolioAdmin(PlainDecimalsAdmin):
     form = PortfolioAdminForm
     formfield_overrides = PLAIN_DECIMALS
     list_display = ("name", "owner", "base_currency", "starting_cash", "inception_date", "benchmark",
@@ -90,7 +110,7 @@ class CashMovementForm(forms.ModelForm):
 
 
 @admin.register(CashMovement)
-class CashMovementAdmin(admin.ModelAdmin):
+class CashMovementAdmin(PlainDecimalsAdmin):
     """Added through the journal (sign by kind, snapshots marked stale); a wrong one is voided, not edited."""
 
     form = CashMovementForm
@@ -204,7 +224,7 @@ class TradeCorrectionForm(forms.ModelForm):
 
 
 @admin.register(Trade)
-class TradeAdmin(admin.ModelAdmin):
+class TradeAdmin(PlainDecimalsAdmin):
     """The journal as currently known. Saving a correction records a new version; nothing is overwritten."""
 
     form = TradeCorrectionForm

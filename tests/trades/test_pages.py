@@ -485,3 +485,10 @@ def test_the_cash_form_shows_every_field_error_at_once(alice_client, usd_book):
     assert "before the portfolio&#x27;s inception date" in field_block(body, "date")
     assert "-5 is negative" in field_block(body, "amount")
     assert "unknown symbol &#x27;NOPE&#x27;" in field_block(body, "symbol")
+
+
+def test_the_admin_lists_show_plain_decimals(admin_client_, month):
+    body = text(admin_client_.get(reverse("admin:trades_trade_changelist")))
+    assert '<td class="field-quantity">10</td>' in body and "10.000000" not in body
+    assert "Entry price" in body  # the column keeps its heading
+    assert "10.000000" not in text(admin_client_.get(reverse("admin:trades_tradeversion_changelist")))
