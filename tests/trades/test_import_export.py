@@ -244,3 +244,12 @@ def test_the_csv_exports_write_numbers_as_the_api_does(api, alice, usd_book, ser
             assert "e" not in row[column].lower(), (column, row[column])
             assert (float(row[column]) if row[column] else None) == item[column]
     assert rows[1]["daily_return"].startswith("-0.0000")
+
+
+def test_the_upload_page_lists_fifty_problems_and_counts_the_rest(alice_client, usd_book, acme):
+    bad = FIFO_FILE + "".join(f"2024-01-05,buy,ACME,{n},x,,,,,\n" for n in range(1, 61))
+    response = alice_client.post("/trades/import/", {"portfolio": usd_book.pk,
+                                                     "file": SimpleUploadedFile("mine.csv", bad.encode())})
+    body = response.content.decode()
+    assert response.status_code == 400 and body.count("<li>row ") == 50 and "<li>and 10 more</li>" in body
+    assert not Trade.objects.exists() and not CashMovement.objects.exists()
