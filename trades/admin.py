@@ -4,19 +4,45 @@ Trades are corrected here through the journal: saving the change form records a 
 "corrected", with the admin who made it and the reason), never an in-place edit; cancelling is an action
 that also records a version. History rows and snapshots are read-only.
 """
-import datetime as dt
 from decimal import Decimal, InvalidOperation
 
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
+from django.db import models
 
 from . import services
 from .errors import JournalError
+from .formats import parse_date, plain
+from .forms import DecimalInput
 from .models import CashMovement, ChangeKind, Portfolio, PortfolioSnapshot, Trade, TradeExit, TradeVersion
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+# Decimals in the change forms as typed (200, not 200.000000).
+PLAIN_DECIMALS = {models.DecimalField: {"widget": DecimalInput(attrs={"step": "any"})}}
+
+
+def _plain_column(field):
+    def column(obj):
+        value = getattr(obj, field.name)
+        return "-" if value is None else plain(value)
+
+    column.__name__ = field.name  # the cell's class: field-quantity
+    column.short_description = field.verbose_name
+    column.admin_order_field = field.name
+    return column
+
+
+class PlainDecimalsAdmin(admin.ModelAdmin):
+    """Decimal columns of the change list as typed (200, 99.5), not as stored (200.000000)."""
+
+    def get_list_display(self, request):
+        decimals = {f.name: f for f in self.model._meta.get_fields() if isinstance(f, models.DecimalField)}
+        return [_plain_column(decimals[name]) if name in decimals else name
+                for name in super().get_list_display(request)]
+
+
+class ReadOnlyAdmin(PlainDecimalsAdmin):
     """Rows that other code writes and history depends on: visible to the admin, never edited here."""
 
     def has_add_permission(self, request, obj=None):
@@ -43,8 +69,9 @@ class PortfolioAdminForm(forms.ModelForm):
 
 
 @admin.register(Portfolio)
-class PortfolioAdmin(admin.ModelAdmin):
+class PortfolioAdmin(PlainDecimalsAdmin):
     form = PortfolioAdminForm
+    formfield_overrides = PLAIN_DECIMALS
     list_display = ("name", "owner", "base_currency", "starting_cash", "inception_date", "benchmark",
                     "snapshots_stale_from")
     list_filter = ("base_currency",)
@@ -72,18 +99,22 @@ class CashMovementForm(forms.ModelForm):
 
     def clean(self):
         data = super().clean()
-        sign = services.SIGNS.get(data.get("kind"))
-        if sign and data.get("amount") is not None:
+        self.given_amount = data.get("amount")
+        if data.get("kind") and data.get("amount") is not None:
             # Signed before the model's checks (a withdrawal is stored negative), as add_cash does.
-            data["amount"] = abs(data["amount"]) * sign
+            try:
+                data["amount"] = services.signed_amount(data["kind"], data["amount"])
+            except JournalError as exc:
+                self.add_error("amount" if exc.field == "amount" else None, exc.problem)
         return data
 
 
 @admin.register(CashMovement)
-class CashMovementAdmin(admin.ModelAdmin):
+class CashMovementAdmin(PlainDecimalsAdmin):
     """Added through the journal (sign by kind, snapshots marked stale); a wrong one is voided, not edited."""
 
     form = CashMovementForm
+    formfield_overrides = PLAIN_DECIMALS
     list_display = ("portfolio", "date", "kind", "amount", "instrument", "recorded_by", "voided_at")
     list_filter = ("kind", "portfolio")
     search_fields = ("notes", "=instrument__symbol")
@@ -103,7 +134,7 @@ class CashMovementAdmin(admin.ModelAdmin):
         data = form.cleaned_data
         try:
             saved = services.add_cash(portfolio=data["portfolio"], user=request.user, date=data["date"],
-                                      kind=data["kind"], amount=data["amount"], instrument=data.get("instrument"),
+                                      kind=data["kind"], amount=form.given_amount, instrument=data.get("instrument"),
                                       notes=data.get("notes", ""))
         except JournalError as exc:
             raise ValidationError(str(exc)) from exc
@@ -136,11 +167,7 @@ class TradeVersionInline(admin.TabularInline):
 
 def _exit_lines(trade):
     exits = TradeExit.objects.filter(version__trade=trade, version__superseded_at__isnull=True).order_by("date", "id")
-    return "\n".join(f"{e.date} {_plain(e.quantity)} {_plain(e.price)} {_plain(e.commission)}" for e in exits)
-
-
-def _plain(value):
-    return format(value.normalize(), "f")
+    return "\n".join(f"{e.date} {plain(e.quantity)} {plain(e.price)} {plain(e.commission)}" for e in exits)
 
 
 CORRECTABLE = ("direction", "quantity", "entry_date", "entry_price", "entry_commission", "strategy_name",
@@ -173,7 +200,7 @@ class TradeCorrectionForm(forms.ModelForm):
             if len(parts) not in (3, 4):
                 raise ValidationError(f"line {number}: expected date quantity price [commission], got {line!r}")
             try:
-                day = dt.date.fromisoformat(parts[0])
+                day = parse_date(parts[0])
                 quantity, price = Decimal(parts[1]), Decimal(parts[2])
                 commission = Decimal(parts[3]) if len(parts) == 4 else Decimal(0)
             except (ValueError, InvalidOperation):
@@ -189,17 +216,19 @@ class TradeCorrectionForm(forms.ModelForm):
         try:
             services.revised_state(self.instance, changes)  # the journal's own checks; nothing written
         except JournalError as exc:
-            field = exc.field if exc.field in self.fields else "exits" if exc.field.startswith("exit") else None
-            self.add_error(field, f"{exc.field}: {exc.problem}" if field in (None, "exits") else exc.problem)
+            for name, problem in exc.problems:
+                field = name if name in self.fields else "exits" if name.startswith("exit") else None
+                self.add_error(field, f"{name}: {problem}" if field in (None, "exits") else problem)
         self.journal_changes = changes
         return data
 
 
 @admin.register(Trade)
-class TradeAdmin(admin.ModelAdmin):
+class TradeAdmin(PlainDecimalsAdmin):
     """The journal as currently known. Saving a correction records a new version; nothing is overwritten."""
 
     form = TradeCorrectionForm
+    formfield_overrides = PLAIN_DECIMALS
     list_display = ("trade_id", "portfolio", "symbol", "direction", "quantity", "entry_price", "entry_date",
                     "exit_price", "exit_date", "fees", "pnl", "status", "strategy_name")
     list_filter = ("status", "direction", "portfolio", "strategy_name")

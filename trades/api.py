@@ -12,7 +12,7 @@ from pydantic import Field
 from . import exports, filters, services, summary
 from .errors import JournalError
 from .filters import TradeQuery
-from .models import Portfolio, Trade, TradeVersion
+from .models import Portfolio, Trade, TradeVersion, no_portfolio
 from .schemas import (
     CancelIn, Message, SnapshotsOut, SummaryOut, TradeIn, TradeOut, TradePage, TradePatch,
     ValidationErrorOut, VersionOut,
@@ -21,6 +21,9 @@ from .schemas import (
 router = Router()
 
 ERRORS = {401: Message, 403: Message, 422: ValidationErrorOut}
+PORTFOLIO = ("The portfolio: its id (a number that is the id of a portfolio you can see) or its name; may be "
+             "left out when you have one")
+AS_OF = "Knowledge time: the journal as known then, marked on the fly"
 ONE = {**ERRORS, 404: Message}
 
 
@@ -32,11 +35,14 @@ def invalid(loc, message):
 
 
 def body_error(exc: JournalError):
-    return invalid(["body", "payload", exc.field], exc.problem)
+    """A 422 listing every problem the journal found, each with the body field it is about."""
+    return ValidationError([{"type": "value_error", "loc": ["body", "payload", field], "msg": problem}
+                            for field, problem in exc.problems])
 
 
 def query_error(exc: JournalError):
-    return invalid(["query", exc.field], exc.problem)
+    return ValidationError([{"type": "value_error", "loc": ["query", field], "msg": problem}
+                            for field, problem in exc.problems])
 
 
 def parse_as_of(text):
@@ -47,12 +53,13 @@ def parse_as_of(text):
 
 
 def pick_portfolio(user, name, where):
-    """The portfolio `name` the user can see, or their only own one when no name is given."""
+    """The portfolio the user can see that `name` gives (its id or its name), or their only own one when
+    none is given."""
     visible = Portfolio.objects.visible_to(user)
-    if name:
-        found = visible.filter(name=name.strip()).first()
+    if name and name.strip():
+        found = visible.pick(name)
         if found is None:
-            raise invalid(where, f"no portfolio named {name.strip()!r} that you can see")
+            raise invalid(where, no_portfolio(name))
         return found
     own = list(Portfolio.objects.filter(owner=user).order_by("name")[:10])
     if len(own) == 1:
@@ -256,18 +263,22 @@ def trade_history(request, trade_id: int):
 # --- portfolio -----------------------------------------------------------------------------------
 
 @router.get("/portfolio/summary", response={200: SummaryOut, **ERRORS}, tags=["portfolio"])
-def portfolio_summary(request, portfolio: Optional[str] = None, as_of: Optional[str] = None):
+def portfolio_summary(request, portfolio: Optional[str] = Query(None, description=PORTFOLIO),
+                      as_of: Optional[str] = Query(None, description=AS_OF)):
     """Value, cash, invested, returns, day/week/month P&L, open positions, win rate, best and worst trade,
     P&L by symbol and the risk metrics, as of the last valued day (or as known at `as_of`)."""
     book = pick_portfolio(request.user, portfolio, ["query", "portfolio"])
-    return summary.portfolio_summary(book, as_of=parse_as_of(as_of))
+    moment = parse_as_of(as_of)
+    # Prices newer than the stored snapshots (a file loaded outside the daily chain) mark them stale.
+    lag = services.catch_up_snapshots(book) if moment is None else None
+    return summary.portfolio_summary(book, as_of=moment, lag=lag)
 
 
 class SnapshotQuery(Schema):
-    portfolio: Optional[str] = None
+    portfolio: Optional[str] = Field(None, description=PORTFOLIO)
     start: Optional[dt.date] = None
     end: Optional[dt.date] = None
-    as_of: Optional[str] = Field(None, description="Knowledge time: the journal as known then, marked on the fly")
+    as_of: Optional[str] = Field(None, description=AS_OF)
 
 
 def _snapshots(request, query):
@@ -275,6 +286,8 @@ def _snapshots(request, query):
         raise invalid(["query", "start"], f"start {query.start} is after end {query.end}")
     book = pick_portfolio(request.user, query.portfolio, ["query", "portfolio"])
     as_of = parse_as_of(query.as_of)
+    if as_of is None:
+        services.catch_up_snapshots(book)
     frame, how, _, _ = summary.snapshot_frame(book, as_of=as_of, start=query.start, end=query.end)
     return book, as_of, frame, how
 

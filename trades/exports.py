@@ -1,7 +1,9 @@
 """CSV exports of the journal and the snapshots that open correctly in Excel.
 
 UTF-8 with a byte-order mark (PITFALLS BR-24): without it Excel reads the file as Windows-1252 and shows
-"NestlÃ©"; with it, "Nestlé". Decimals are written as stored (a dot, no thousands separator).
+"NestlÃ©"; with it, "Nestlé". Numbers are written as the API writes them (trades.formats): quantities as
+stored, prices and commissions with at least two decimals, computed money to the cent, returns as plain
+decimals (never an exponent); a dot, no thousands separator.
 """
 import csv
 import io
@@ -10,6 +12,8 @@ from django.http import StreamingHttpResponse
 from django.utils import timezone
 from django.utils.text import slugify
 
+from .formats import cents_text, float_text, money_text, plain
+
 BOM = "\ufeff"
 TRADE_COLUMNS = ["date", "symbol", "exchange", "currency", "direction", "quantity", "entry_price",
                  "entry_commission", "exit_date", "exit_price", "closed_quantity", "fees", "pnl", "pnl_pct",
@@ -17,13 +21,21 @@ TRADE_COLUMNS = ["date", "symbol", "exchange", "currency", "direction", "quantit
                  "version_known_at"]
 SNAPSHOT_COLUMNS = ["date", "value", "cash", "invested", "flows", "daily_return", "cumulative_return",
                     "volatility_21d", "sharpe_21d", "unvalued_reason"]
+# How each numeric column is written (the API's schema types: Quantity, Money, Cents, float); others: _text.
+FORMATS = {
+    "quantity": plain, "closed_quantity": plain, "entry_price": money_text, "entry_commission": money_text,
+    "exit_price": money_text, "fees": cents_text, "pnl": cents_text, "pnl_base": cents_text, "pnl_pct": float_text,
+    "value": cents_text, "cash": cents_text, "invested": cents_text, "flows": cents_text,
+    "daily_return": float_text, "cumulative_return": float_text, "volatility_21d": float_text,
+    "sharpe_21d": float_text,
+}
 
 
-def _text(value):
+def _text(value, column=None):
     if value is None:
         return ""
-    if hasattr(value, "normalize"):  # Decimal: as stored, without trailing zeros
-        return format(value.normalize(), "f")
+    if column in FORMATS:
+        return FORMATS[column](value)
     if hasattr(value, "isoformat"):
         return value.isoformat()
     return str(value)
@@ -37,7 +49,7 @@ def _lines(header, rows):
     for row in rows:
         buffer.seek(0)
         buffer.truncate()
-        writer.writerow([_text(v) for v in row])
+        writer.writerow([_text(v, column) for v, column in zip(row, header)])
         yield buffer.getvalue()
 
 

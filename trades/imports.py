@@ -1,8 +1,9 @@
 """The trade file: a CSV of executions and cash movements, one per row (docs/journal.md has the format).
 
-Reading checks every row's shape and names each bad one ("row 7: quantity: 'ten' is not a number");
-services.import_trades then applies the rows in date order, where a sale can still be refused for the
-state of the book ("row 9: quantity: 150 is more than the 100 open in long AAPL on 2024-03-08").
+Reading checks every cell of every row and names each bad one ("row 7: quantity: 'ten' is not a
+number"); services.import_trades then applies the good rows in date order, where a sale can still be
+refused for the state of the book ("row 9: quantity: 150 is more than the 100 open in long AAPL on
+2024-03-08"), and rejects the file with every problem of both kinds.
 """
 import csv
 import datetime as dt
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
 from .errors import ImportRejected
+from .formats import parse_date
 
 OPENS = {"buy": "long", "short": "short"}
 CLOSES = {"sell": "long", "cover": "short"}
@@ -30,15 +32,20 @@ ALIASES = {
     "notes": "notes", "note": "notes",
 }
 REQUIRED = ("date", "action")
+# An import lists at most this many problems, then says how many more there are.
 MAX_ERRORS = 50
 
 
 @dataclass(frozen=True)
 class Row:
-    """One row of a trade file, typed; `number` counts the header as row 1, as a spreadsheet does."""
+    """One row of a trade file, typed; `number` counts the header as row 1, as a spreadsheet does.
+
+    A bad row has its `problems` ("column: reason", one per bad cell) and None for the cells that could
+    not be read; it is never applied, but what can still be checked of it is (its symbol, its date).
+    """
 
     number: int
-    date: dt.date
+    date: dt.date | None
     action: str
     symbol: str = ""
     quantity: Decimal | None = None
@@ -49,6 +56,7 @@ class Row:
     strategy: str = ""
     signal: str = ""
     notes: str = ""
+    problems: tuple = ()
 
     @property
     def is_cash(self):
@@ -56,7 +64,9 @@ class Row:
 
 
 def read_rows(data, *, name=None):
-    """The rows of a trade file (bytes or text), in file order; ImportRejected listing every bad row."""
+    """The rows of a trade file (bytes or text) in file order, the bad ones with their `problems`.
+    ImportRejected when the file cannot be read at all (not UTF-8, no header, a required column
+    missing, no rows)."""
     if isinstance(data, bytes):
         try:
             data = data.decode("utf-8-sig")
@@ -78,56 +88,58 @@ def read_rows(data, *, name=None):
     if missing:
         raise ImportRejected([f"row 1: the header has no {' or '.join(repr(m) for m in missing)} column "
                               f"(columns: {', '.join(h.strip() for h in header)})"], file=name)
-    rows, errors = [], []
-    for number, cells in enumerate(reader, start=2):
-        if not any(cell.strip() for cell in cells):
-            continue  # blank lines at the end of a spreadsheet export
-        try:
-            rows.append(_row(number, cells, columns))
-        except ValueError as exc:
-            errors.append(f"row {number}: {exc}")
-            if len(errors) >= MAX_ERRORS:
-                break
-    if errors:
-        raise ImportRejected(errors, file=name)
+    rows = [_row(number, cells, columns) for number, cells in enumerate(reader, start=2)
+            if any(cell.strip() for cell in cells)]  # blank lines at the end of a spreadsheet export
     if not rows:
         raise ImportRejected(["the file has a header but no rows"], file=name)
     return rows
 
 
 def _row(number, cells, columns):
+    """The Row of a line of cells, with a problem for every bad cell ("quantity: 'ten' is not a number")."""
     def cell(name):
         index = columns.get(name)
         return cells[index].strip() if index is not None and index < len(cells) else ""
 
+    problems = []
+
+    def number_of(name, required=False):
+        try:
+            return _number(cell(name), name, required)
+        except ValueError as exc:
+            problems.append(str(exc))
+            return None
+
     action = cell("action").lower()
     if action not in ACTIONS:
-        raise ValueError(f"action: {cell('action')!r} is not one of {', '.join(ACTIONS)}")
-    text = cell("date")
+        problems.append(f"action: {cell('action')!r} is not one of {', '.join(ACTIONS)}")
     try:
-        day = dt.date.fromisoformat(text)
-    except ValueError:
-        raise ValueError(f"date: {text!r} is not a date (YYYY-MM-DD)") from None
+        day = parse_date(cell("date"))
+    except ValueError as exc:
+        problems.append(f"date: {exc}")
+        day = None
     values = {"number": number, "date": day, "action": action, "symbol": cell("symbol"),
               "trade_id": cell("trade_id"), "strategy": cell("strategy"), "signal": cell("signal"),
               "notes": cell("notes")}
+    if action not in ACTIONS:
+        return Row(**values, problems=tuple(problems))  # what else it needs depends on the action
     if action in CASH:
-        amount = _number(cell("amount"), "amount", required=True)
+        amount = number_of("amount", required=True)
         if amount == 0:
-            raise ValueError("amount: must not be 0")
-        return Row(**values, amount=amount)
+            problems.append("amount: must not be 0")
+        return Row(**values, amount=amount, problems=tuple(problems))
     if not values["symbol"]:
-        raise ValueError(f"symbol: a {action} needs a symbol")
-    quantity = _number(cell("quantity"), "quantity", required=True)
-    if quantity <= 0:
-        raise ValueError(f"quantity: {cell('quantity')} must be more than 0")
-    price = _number(cell("price"), "price", required=True)
-    if price <= 0:
-        raise ValueError(f"price: {cell('price')} must be more than 0")
-    commission = _number(cell("commission"), "commission") or Decimal(0)
+        problems.append(f"symbol: a {action} needs a symbol")
+    quantity = number_of("quantity", required=True)
+    if quantity is not None and quantity <= 0:
+        problems.append(f"quantity: {cell('quantity')} must be more than 0")
+    price = number_of("price", required=True)
+    if price is not None and price <= 0:
+        problems.append(f"price: {cell('price')} must be more than 0")
+    commission = number_of("commission") or Decimal(0)
     if commission < 0:
-        raise ValueError(f"commission: {cell('commission')} must not be negative")
-    return Row(**values, quantity=quantity, price=price, commission=commission)
+        problems.append(f"commission: {cell('commission')} must not be negative")
+    return Row(**values, quantity=quantity, price=price, commission=commission, problems=tuple(problems))
 
 
 def _number(text, name, required=False):

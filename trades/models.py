@@ -4,9 +4,13 @@ Two times run through the journal (docs/portfolio.md): the market dates of each 
 the moment each version was recorded (knowledge time). Nothing is overwritten: a change to a trade is a
 new TradeVersion, a cash movement is voided rather than deleted, so "what did we know at T" has an answer.
 """
+from decimal import Decimal
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+
+from .formats import plain
 
 MONEY = {"max_digits": 20, "decimal_places": 6}
 # The calendar a portfolio is marked to market on: its base currency's home exchange.
@@ -22,6 +26,24 @@ class PortfolioQuerySet(models.QuerySet):
     def visible_to(self, user):
         """The portfolios `user` may see: their own; staff (the desk's admins) see every one."""
         return self if user.is_staff else self.filter(owner=user)
+
+    def pick(self, text):
+        """The portfolio `text` names among these: a number that is the id of one of them, else its name
+        (`?portfolio=3` or `?portfolio=Alice US`); None when neither."""
+        text = (text or "").strip()
+        if text.isdigit():
+            found = self.filter(pk=int(text)).first()
+            if found is not None:
+                return found
+        return self.filter(name=text).first()
+
+
+def no_portfolio(text):
+    """What to say when PortfolioQuerySet.pick(text) found nothing."""
+    text = (text or "").strip()
+    if text.isdigit():
+        return f"no portfolio with id {text} or named {text!r} that you can see"
+    return f"no portfolio named {text!r} that you can see"
 
 
 class Portfolio(models.Model):
@@ -108,7 +130,7 @@ class CashMovement(models.Model):
         ]
 
     def __str__(self):
-        return f"{self.portfolio} {self.date} {self.kind} {self.amount}"
+        return f"{self.portfolio} {self.date} {self.kind} {plain(self.amount)}"
 
     @property
     def is_external(self):
@@ -197,7 +219,7 @@ class Trade(TradeFields):
         ]
 
     def __str__(self):
-        return f"{self.trade_id} {self.direction} {self.quantity} {self.symbol}"
+        return f"{self.trade_id} {self.direction} {plain(self.quantity)} {self.symbol}"
 
     @property
     def is_open(self):
@@ -205,7 +227,9 @@ class Trade(TradeFields):
 
     @property
     def open_quantity(self):
-        """Shares still open, on the entry's share basis."""
+        """Shares still open, on the entry's share basis (none once cancelled)."""
+        if self.status == TradeStatus.CANCELLED:
+            return Decimal(0)
         return self.quantity - self.closed_quantity
 
 
@@ -252,6 +276,8 @@ class TradeVersion(TradeFields):
 
     @property
     def open_quantity(self):
+        if self.status == TradeStatus.CANCELLED:
+            return Decimal(0)
         return self.quantity - self.closed_quantity
 
 
@@ -277,7 +303,7 @@ class TradeExit(models.Model):
         ]
 
     def __str__(self):
-        return f"{self.version} exit {self.date} {self.quantity} @ {self.price}"
+        return f"{self.version} exit {self.date} {plain(self.quantity)} @ {plain(self.price)}"
 
 
 class PortfolioSnapshot(models.Model):

@@ -1,8 +1,11 @@
 """What the journal and portfolio API reads and answers.
 
-Money and quantities are exact decimals, sent as JSON strings ("73.40", "2.5") and published as
-`type: string, format: decimal` (PITFALLS BR-22: a client that parses them gets the stored value, never
-73.40000000000003). Returns, ratios and rates are JSON numbers; an undefined one is null.
+Money and quantities are decimals, sent as JSON strings and published as `type: string, format: decimal`
+(PITFALLS BR-22: a client that parses them gets the decimal, never 73.40000000000003), written by
+trades.formats: quantities as stored ("2.5"); prices and commissions as typed, at least two decimals
+("180.10", Money); money the journal computed (P&L, fees, cash, values, costs) rounded half up to the
+cent ("-1605.13", Cents), the stored value staying exact. Returns, ratios and rates are JSON numbers;
+an undefined one is null.
 """
 import datetime as dt
 from decimal import Decimal
@@ -11,25 +14,20 @@ from typing import Annotated, Any, Literal, Optional
 from ninja import Field, Schema
 from pydantic import BaseModel, PlainSerializer, WithJsonSchema, model_validator
 
+from .formats import cents_text, money_text, plain
 
-def money_text(value):
-    """A Decimal as text with at least two decimals and no trailing zeros beyond: 73.400000 -> '73.40'."""
-    text = format(Decimal(value).normalize(), "f")
-    whole, _, fraction = text.partition(".")
-    return f"{whole}.{fraction.ljust(2, '0')}"
-
-
-def quantity_text(value):
-    """A Decimal quantity as plain text without trailing zeros: 10.000000 -> '10', 2.500000 -> '2.5'."""
-    return format(Decimal(value).normalize(), "f")
-
-
+# A price or commission as typed (exact, at least two decimals): "180.10", "0.0045", "3.73125".
 Money = Annotated[
     Decimal, PlainSerializer(money_text, return_type=str),
+    WithJsonSchema({"type": "string", "format": "decimal", "examples": ["180.10"]}, mode="serialization"),
+]
+# Money the journal computed, rounded half up to the cent: "73.40", "-1605.13".
+Cents = Annotated[
+    Decimal, PlainSerializer(cents_text, return_type=str),
     WithJsonSchema({"type": "string", "format": "decimal", "examples": ["73.40"]}, mode="serialization"),
 ]
 Quantity = Annotated[
-    Decimal, PlainSerializer(quantity_text, return_type=str),
+    Decimal, PlainSerializer(plain, return_type=str),
     WithJsonSchema({"type": "string", "format": "decimal", "examples": ["100", "2.5"]}, mode="serialization"),
 ]
 # Knowledge times to the microsecond (Django's encoder would cut them to milliseconds, and a version's
@@ -38,6 +36,11 @@ Moment = Annotated[
     dt.datetime, PlainSerializer(lambda moment: moment.isoformat(), return_type=str),
     WithJsonSchema({"type": "string", "format": "date-time"}, mode="serialization"),
 ]
+# Bounds the journal checks (services._check) rather than pydantic, so that a 422 names every bad field at
+# once (an unknown symbol with a negative quantity and a Saturday); the schema still announces them.
+POSITIVE = {"exclusiveMinimum": 0}
+NOT_NEGATIVE = {"minimum": 0}
+
 Sort = Literal["entry_date", "-entry_date", "exit_date", "-exit_date", "symbol", "-symbol", "quantity", "-quantity",
                "pnl", "-pnl", "pnl_pct", "-pnl_pct", "pnl_base", "-pnl_base", "status", "-status", "id", "-id"]
 
@@ -46,9 +49,9 @@ class ExitIn(Schema):
     """One exit leg as executed (after a split: the post-split quantity and price the broker reports)."""
 
     date: dt.date
-    quantity: Decimal = Field(gt=0)
-    price: Decimal = Field(gt=0)
-    commission: Decimal = Field(Decimal(0), ge=0)
+    quantity: Decimal = Field(json_schema_extra=POSITIVE)
+    price: Decimal = Field(json_schema_extra=POSITIVE)
+    commission: Decimal = Field(Decimal(0), json_schema_extra=NOT_NEGATIVE)
 
 
 class TradeIn(Schema):
@@ -59,22 +62,24 @@ class TradeIn(Schema):
     `exit_price` (+ `exit_commission`) closing the whole quantity.
     """
 
-    portfolio: Optional[str] = Field(None, description="Portfolio name; may be left out when you have one")
+    portfolio: Optional[str] = Field(None, description="Portfolio id or name; may be left out when you have one")
     symbol: str = Field(description="AAPL, XASX:BHP or BHP.AX")
     direction: Literal["long", "short"] = "long"
-    quantity: Optional[Decimal] = Field(None, gt=0, description="Shares opened")
-    target_weight: Optional[float] = Field(None, ge=-1, le=1, description="Size from equity instead: 0.3 = 30%")
+    quantity: Optional[Decimal] = Field(None, description="Shares opened", json_schema_extra=POSITIVE)
+    target_weight: Optional[float] = Field(None, description="Size from equity instead: 0.3 = 30%",
+                                           json_schema_extra={"minimum": -1, "maximum": 1})
     entry_date: dt.date
-    entry_price: Decimal = Field(gt=0)
-    entry_commission: Decimal = Field(Decimal(0), ge=0)
+    entry_price: Decimal = Field(json_schema_extra=POSITIVE)
+    entry_commission: Decimal = Field(Decimal(0), json_schema_extra=NOT_NEGATIVE)
     exits: Optional[list[ExitIn]] = None
     exit_date: Optional[dt.date] = None
-    exit_price: Optional[Decimal] = Field(None, gt=0)
-    exit_commission: Decimal = Field(Decimal(0), ge=0)
+    exit_price: Optional[Decimal] = Field(None, json_schema_extra=POSITIVE)
+    exit_commission: Decimal = Field(Decimal(0), json_schema_extra=NOT_NEGATIVE)
     strategy: str = ""
     signal_ref: str = ""
     notes: str = ""
-    trade_id: Optional[str] = Field(None, max_length=40, description="The desk's reference (made up when absent)")
+    trade_id: Optional[str] = Field(None, description="The desk's reference (made up when absent)",
+                                    json_schema_extra={"maxLength": 40})
     reason: str = Field("", max_length=200, description="Why (kept in the history)")
 
     @model_validator(mode="after")
@@ -92,15 +97,15 @@ class TradePatch(Schema):
 
     symbol: Optional[str] = None
     direction: Optional[Literal["long", "short"]] = None
-    quantity: Optional[Decimal] = Field(None, gt=0)
+    quantity: Optional[Decimal] = Field(None, json_schema_extra=POSITIVE)
     entry_date: Optional[dt.date] = None
-    entry_price: Optional[Decimal] = Field(None, gt=0)
-    entry_commission: Optional[Decimal] = Field(None, ge=0)
+    entry_price: Optional[Decimal] = Field(None, json_schema_extra=POSITIVE)
+    entry_commission: Optional[Decimal] = Field(None, json_schema_extra=NOT_NEGATIVE)
     exits: Optional[list[ExitIn]] = None
     exit_date: Optional[dt.date] = None
-    exit_price: Optional[Decimal] = Field(None, gt=0)
-    exit_quantity: Optional[Decimal] = Field(None, gt=0)
-    exit_commission: Decimal = Field(Decimal(0), ge=0)
+    exit_price: Optional[Decimal] = Field(None, json_schema_extra=POSITIVE)
+    exit_quantity: Optional[Decimal] = Field(None, json_schema_extra=POSITIVE)
+    exit_commission: Decimal = Field(Decimal(0), json_schema_extra=NOT_NEGATIVE)
     strategy: Optional[str] = None
     signal_ref: Optional[str] = None
     notes: Optional[str] = None
@@ -145,17 +150,18 @@ class TradeOut(BaseModel):
     direction: str
     status: str
     quantity: Quantity
-    open_quantity: Quantity = Field(description="Entry shares still open (splits since the entry undone)")
+    open_quantity: Quantity = Field(description="Entry shares still open (splits since the entry undone); 0 once cancelled")
     entry_date: dt.date
     entry_price: Money
     entry_commission: Money
     exits: list[ExitOut]
     exit_date: Optional[dt.date] = Field(description="The last exit's date")
     exit_price: Optional[Money] = Field(description="Average exit price, weighted by quantity")
-    fees: Money = Field(description="Commission on every leg")
-    pnl: Optional[Money] = Field(description="Realised P&L in the trade's currency, null before any exit")
+    fees: Cents = Field(description="Commission on every leg (to the cent)")
+    pnl: Optional[Cents] = Field(description="Realised P&L in the trade's currency, null before any exit (to the cent)")
     pnl_pct: Optional[float] = Field(description="pnl / entry notional of the closed quantity (0.05 = 5%)")
-    pnl_base: Optional[Money] = Field(description="Realised P&L in the portfolio's currency, each leg at its day's rate")
+    pnl_base: Optional[Cents] = Field(description="Realised P&L in the portfolio's currency, each leg at its day's "
+                                                  "rate (to the cent)")
     pnl_base_missing: Optional[str] = Field(description="Why pnl_base is null although there are exits")
     strategy: str
     signal_ref: str
@@ -179,7 +185,7 @@ class VersionOut(TradeOut):
 
 class PeriodOut(Schema):
     since: Optional[dt.date] = Field(description="The close the period is measured from")
-    pnl: Optional[Money] = Field(description="Value change less deposits and withdrawals")
+    pnl: Optional[Cents] = Field(description="Value change less deposits and withdrawals")
     twr: Optional[float] = Field(description="Time-weighted return of the period")
 
 
@@ -188,16 +194,16 @@ class PositionOut(Schema):
     symbol: str
     currency: str
     direction: str
-    quantity: float = Field(description="Shares held today (splits since the entry applied)")
+    quantity: Quantity = Field(description="Shares held on the valuation day (splits since the entry applied)")
     lots: int
     average_price: Money = Field(description="Average entry price of the open lots, in the trade's currency")
-    price: Optional[float] = Field(description="Last close on or before the valuation day")
+    price: Optional[Money] = Field(description="Last close on or before the valuation day")
     price_date: Optional[dt.date]
     fx_rate: Optional[float] = Field(description="Trade currency -> base currency on the valuation day")
-    market_value: Optional[Money] = Field(description="In the base currency; shorts negative")
-    cost: Money = Field(description="Entry value of the open shares in the base currency at the entry rate: paid "
+    market_value: Optional[Cents] = Field(description="In the base currency; shorts negative")
+    cost: Cents = Field(description="Entry value of the open shares in the base currency at the entry rate: paid "
                                     "for a long (commission added), received for a short (commission deducted)")
-    unrealised_pnl: Optional[Money]
+    unrealised_pnl: Optional[Cents]
     unrealised_pct: Optional[float]
     weight: Optional[float] = Field(description="Market value / portfolio value")
 
@@ -207,16 +213,16 @@ class TradeBrief(Schema):
     trade_id: str
     symbol: str
     exit_date: Optional[dt.date]
-    pnl_base: Money
+    pnl_base: Cents
     pnl_pct: Optional[float]
 
 
 class SymbolPnl(Schema):
     instrument: str
     symbol: str
-    realised: Money
-    unrealised: Money
-    total: Money
+    realised: Cents
+    unrealised: Cents
+    total: Cents
 
 
 class MetricsOut(Schema):
@@ -234,17 +240,22 @@ class SummaryOut(Schema):
     valuation_date: Optional[dt.date] = Field(description="The last valued day the figures are for")
     as_of: Optional[Moment] = Field(description="The knowledge time answered for (null: now)")
     computed: str = Field(description="stored (the daily snapshots) or on_the_fly (as_of, or snapshots pending)")
-    snapshots_stale_from: Optional[dt.date]
+    snapshots_stale_from: Optional[dt.date] = Field(description="Stored snapshots from this day wait to be recomputed")
+    snapshots_until: Optional[dt.date] = Field(description="The last stored snapshot (null with as_of)")
+    prices_until: Optional[dt.date] = Field(description="The last day with prices for the book: its instruments' or "
+                                                        "its calendar's exchange's newest bar (null with as_of)")
+    notice: Optional[str] = Field(description="What to know about the figures: prices newer than the stored "
+                                              "snapshots (being brought up to date), or a change being recomputed")
     starting_cash: Money
-    value: Optional[Money]
-    cash: Optional[Money]
-    invested: Optional[Money]
-    net_flows: Money = Field(description="Deposits less withdrawals so far")
-    income: Money = Field(description="Dividends and interest received less fees paid")
-    total_pnl: Optional[Money] = Field(description="value - starting_cash - net_flows")
+    value: Optional[Cents]
+    cash: Optional[Cents]
+    invested: Optional[Cents]
+    net_flows: Cents = Field(description="Deposits less withdrawals so far")
+    income: Cents = Field(description="Dividends and interest received less fees paid")
+    total_pnl: Optional[Cents] = Field(description="value - starting_cash - net_flows")
     total_return: Optional[float] = Field(description="Time-weighted, since the inception")
-    realised_pnl: Money
-    unrealised_pnl: Optional[Money]
+    realised_pnl: Cents
+    unrealised_pnl: Optional[Cents]
     day: PeriodOut
     week: PeriodOut
     month: PeriodOut
@@ -264,10 +275,10 @@ class SummaryOut(Schema):
 
 class SnapshotOut(Schema):
     date: dt.date
-    value: Optional[Money]
-    cash: Optional[Money]
-    invested: Optional[Money]
-    flows: Money
+    value: Optional[Cents]
+    cash: Optional[Cents]
+    invested: Optional[Cents]
+    flows: Cents
     daily_return: Optional[float]
     cumulative_return: Optional[float]
     volatility_21d: Optional[float]

@@ -21,7 +21,8 @@ from marketdata.models import CorporateAction, Instrument, parse_symbol
 from quant import portfolio as book
 
 from . import valuation
-from .errors import JournalError
+from .errors import JournalError, Problems
+from .formats import plain
 from .models import (
     CALENDAR_OF_CURRENCY, CashMovement, ChangeKind, Direction, Portfolio, PortfolioSnapshot, Trade, TradeExit,
     TradeStatus, TradeVersion,
@@ -56,17 +57,21 @@ class Exit:
 
 def create_portfolio(*, owner, name, base_currency="AUD", starting_cash=Decimal(0), inception_date,
                      benchmark=None) -> Portfolio:
-    """A new portfolio owned by `owner`. Raises JournalError naming a duplicate name or a bad value."""
+    """A new portfolio owned by `owner`. Raises JournalError naming each duplicate or bad value."""
+    problems = Problems()
     name = (name or "").strip()
     if not name:
-        raise JournalError("name", "a portfolio needs a name")
-    if Portfolio.objects.filter(name=name).exists():
-        raise JournalError("name", f"a portfolio named {name!r} already exists")
+        problems.add("name", "a portfolio needs a name")
+    elif Portfolio.objects.filter(name=name).exists():
+        problems.add("name", f"a portfolio named {name!r} already exists")
     if base_currency not in CALENDAR_OF_CURRENCY:
-        raise JournalError("base_currency", f"{base_currency!r} is not one of {', '.join(CALENDAR_OF_CURRENCY)}")
-    starting_cash = _money(starting_cash, "starting_cash")
-    if starting_cash < 0:
-        raise JournalError("starting_cash", "must not be negative")
+        problems.add("base_currency", f"{base_currency!r} is not one of {', '.join(CALENDAR_OF_CURRENCY)}")
+    starting_cash = problems.attempt(_money, starting_cash, "starting_cash")
+    if starting_cash is not None and starting_cash < 0:
+        problems.add("starting_cash", "must not be negative")
+    if inception_date is None:
+        problems.add("inception_date", "a date is required")
+    problems.raise_any()
     return Portfolio.objects.create(owner=owner, name=name, base_currency=base_currency, starting_cash=starting_cash,
                                     inception_date=inception_date, benchmark=benchmark)
 
@@ -82,22 +87,27 @@ def update_portfolio(portfolio, *, name=None, benchmark=UNSET, starting_cash=Non
     inception. The inception date cannot move after the first trade or cash movement.
     """
     portfolio = Portfolio.objects.select_for_update().get(pk=portfolio.pk)
+    problems = Problems()
     if name is not None and name.strip() != portfolio.name:
-        if Portfolio.objects.filter(name=name.strip()).exclude(pk=portfolio.pk).exists():
-            raise JournalError("name", f"a portfolio named {name.strip()!r} already exists")
+        if not name.strip():
+            problems.add("name", "a portfolio needs a name")
+        elif Portfolio.objects.filter(name=name.strip()).exclude(pk=portfolio.pk).exists():
+            problems.add("name", f"a portfolio named {name.strip()!r} already exists")
         portfolio.name = name.strip()
     if benchmark is not UNSET:
         portfolio.benchmark = benchmark
     moved = False
-    if starting_cash is not None and _money(starting_cash, "starting_cash") != portfolio.starting_cash:
-        if _money(starting_cash, "starting_cash") < 0:
-            raise JournalError("starting_cash", "must not be negative")
-        portfolio.starting_cash, moved = _money(starting_cash, "starting_cash"), True
+    cash = problems.attempt(_money, starting_cash, "starting_cash") if starting_cash is not None else None
+    if cash is not None and cash != portfolio.starting_cash:
+        if cash < 0:
+            problems.add("starting_cash", "must not be negative")
+        portfolio.starting_cash, moved = cash, True
     if inception_date is not None and inception_date != portfolio.inception_date:
         first = first_activity(portfolio)
         if first is not None and inception_date > first:
-            raise JournalError("inception_date", f"the book has activity on {first}, before {inception_date}")
+            problems.add("inception_date", f"the book has activity on {first}, before {inception_date}")
         portfolio.inception_date, moved = inception_date, True
+    problems.raise_any()
     portfolio.save()
     if moved:
         mark_snapshots_stale(portfolio, portfolio.inception_date)
@@ -143,28 +153,62 @@ def record_trade(*, portfolio, user, symbol, entry_date, entry_price, quantity=N
     the reason, BR-21). Raises JournalError naming the field for any bad input (see _check).
     """
     portfolio = Portfolio.objects.select_for_update().get(pk=portfolio.pk)
-    instrument = resolve_instrument(symbol) if not isinstance(symbol, Instrument) else symbol
-    entry_price = _money(entry_price, "entry_price")
-    if quantity in (None, "") and target_weight in (None, ""):
-        raise JournalError("quantity", "give a quantity, or a target weight to size the trade from")
-    if quantity in (None, ""):
-        quantity = _size(portfolio, target_weight, entry_price, entry_date, direction)
-    trade_id = (trade_id or "").strip() or _new_trade_id(instrument.symbol, entry_date)
-    if Trade.objects.filter(trade_id=trade_id).exists():
-        raise JournalError("trade_id", f"trade {trade_id!r} already exists")
-    state = {
-        "symbol": instrument.symbol, "instrument": instrument, "direction": direction,
-        "quantity": _money(quantity, "quantity"), "entry_price": entry_price, "entry_date": entry_date,
-        "entry_commission": _money(entry_commission or 0, "entry_commission"),
-        "exits": [_exit(e) for e in exits], "strategy_name": (strategy_name or "").strip(),
-        "signal_ref": (signal_ref or "").strip(), "notes": notes or "",
-        "event_time": event_time or _event_time(instrument, entry_date), "status": TradeStatus.OPEN,
-    }
-    _check(portfolio, state, exit_names="list" if exits else None)
+    state, trade_id = _opening(portfolio, symbol=symbol, entry_date=entry_date, entry_price=entry_price,
+                               quantity=quantity, target_weight=target_weight, direction=direction,
+                               entry_commission=entry_commission, exits=exits, strategy_name=strategy_name,
+                               signal_ref=signal_ref, notes=notes, trade_id=trade_id, event_time=event_time)
     trade = Trade(trade_id=trade_id, portfolio=portfolio)
     _write_version(trade, state, user=user, kind=kind, reason=reason, now=now)
     mark_snapshots_stale(portfolio, state["entry_date"])
     return trade
+
+
+def check_trade(*, portfolio, symbol, entry_date, entry_price, quantity=None, target_weight=None,
+                direction=Direction.LONG, entry_commission=Decimal(0), exits=(), trade_id=None) -> None:
+    """What record_trade would refuse, without writing: JournalError naming every bad field at once."""
+    _opening(portfolio, symbol=symbol, entry_date=entry_date, entry_price=entry_price, quantity=quantity,
+             target_weight=target_weight, direction=direction, entry_commission=entry_commission, exits=exits,
+             trade_id=trade_id)
+
+
+TRADE_ID_LENGTH = Trade._meta.get_field("trade_id").max_length
+
+
+def _opening(portfolio, *, symbol, entry_date, entry_price, quantity, target_weight, direction, entry_commission,
+             exits, strategy_name="", signal_ref="", notes="", trade_id=None, event_time=None):
+    """(state, trade_id) of a new trade, checked: every independent problem is collected before the
+    JournalError that names them all (a bad symbol, quantity, price and date are reported together)."""
+    problems = Problems()
+    instrument = symbol if isinstance(symbol, Instrument) else problems.attempt(resolve_instrument, symbol)
+    entry_price = problems.attempt(_money, entry_price, "entry_price")
+    legs = [_exit(e, _exit_namer("list", i), problems) for i, e in enumerate(exits)]
+    given = quantity not in (None, "")
+    if not given and target_weight in (None, ""):
+        problems.add("quantity", "give a quantity, or a target weight to size the trade from")
+    quantity = problems.attempt(_money, quantity, "quantity") if given else None
+    trade_id = (trade_id or "").strip()
+    if len(trade_id) > TRADE_ID_LENGTH:
+        problems.add("trade_id", f"at most {TRADE_ID_LENGTH} characters, not {len(trade_id)}")
+    elif trade_id and Trade.objects.filter(trade_id=trade_id).exists():
+        problems.add("trade_id", f"trade {trade_id!r} already exists")
+    state = {
+        "symbol": instrument.symbol if instrument else None, "instrument": instrument, "direction": direction,
+        "quantity": quantity, "entry_price": entry_price, "entry_date": entry_date,
+        "entry_commission": problems.attempt(_money, entry_commission or 0, "entry_commission"),
+        "exits": legs, "strategy_name": (strategy_name or "").strip(),
+        "signal_ref": (signal_ref or "").strip(), "notes": notes or "", "status": TradeStatus.OPEN,
+    }
+    _check(portfolio, state, problems, exit_names="list" if exits else None)
+    if not given and target_weight not in (None, ""):
+        weight = problems.attempt(_weight, target_weight, direction)
+        # Sizing needs the price and the day; it is only tried when both are good.
+        if weight is not None and not problems.about("entry_price", "entry_date"):
+            state["quantity"] = problems.attempt(_size, portfolio, weight, entry_price, entry_date)
+            if state["quantity"] is not None:
+                _check_legs(state, problems, "list" if exits else None)
+    problems.raise_any()
+    state["event_time"] = event_time or _event_time(instrument, entry_date)
+    return state, trade_id or _new_trade_id(instrument.symbol, entry_date)
 
 
 @transaction.atomic
@@ -188,24 +232,27 @@ def revised_state(trade, changes):
     """The state `changes` would give the trade, checked (JournalError naming the field); writes nothing."""
     unknown = set(changes) - set(EDITABLE)
     if unknown:
-        raise JournalError(sorted(unknown)[0], "cannot be changed")
+        raise JournalError([(name, "cannot be changed") for name in sorted(unknown)])
     if trade.status == TradeStatus.CANCELLED:
         raise JournalError("status", "the trade is cancelled; cancelled trades keep their last version")
+    problems = Problems()
     state = _state(trade)
     if "symbol" in changes:
-        instrument = changes["symbol"] if isinstance(changes["symbol"], Instrument) else resolve_instrument(changes["symbol"])
-        state["instrument"], state["symbol"] = instrument, instrument.symbol
+        instrument = (changes["symbol"] if isinstance(changes["symbol"], Instrument)
+                      else problems.attempt(resolve_instrument, changes["symbol"]))
+        state["instrument"], state["symbol"] = instrument, instrument.symbol if instrument else None
     for name in ("direction", "entry_date", "strategy_name", "signal_ref", "notes", "event_time"):
         if name in changes:
             state[name] = changes[name]
     for name in ("quantity", "entry_price", "entry_commission"):
         if name in changes:
-            state[name] = _money(changes[name], name)
+            state[name] = problems.attempt(_money, changes[name], name)
     if "exits" in changes:
-        state["exits"] = [_exit(e) for e in changes["exits"]]
+        state["exits"] = [_exit(e, _exit_namer("list", i), problems) for i, e in enumerate(changes["exits"])]
+    _check(trade.portfolio, state, problems, exit_names="list" if "exits" in changes else None)
+    problems.raise_any()
     if "entry_date" in changes and "event_time" not in changes:
         state["event_time"] = _event_time(state["instrument"], state["entry_date"])
-    _check(trade.portfolio, state, exit_names="list" if "exits" in changes else None)
     return state
 
 
@@ -225,10 +272,12 @@ def close_trade(trade, *, user, date, price, quantity=None, commission=Decimal(0
     if quantity in (None, ""):
         ratio = book.split_ratio(_splits(state["instrument"]), state["entry_date"], date) if date else 1.0
         quantity = (trade.open_quantity * Decimal(repr(ratio))).normalize()
-    leg = Exit(date=date, quantity=_money(quantity, "exit_quantity"), price=_money(price, "exit_price"),
-               commission=_money(commission or 0, "exit_commission"))
+    problems = Problems()
+    leg = _exit({"date": date, "quantity": quantity, "price": price, "commission": commission},
+                _exit_namer("last", 0), problems)
     state["exits"] = [*state["exits"], leg]
-    _check(trade.portfolio, state, exit_names="last")
+    _check(trade.portfolio, state, problems, exit_names="last")
+    problems.raise_any()
     _write_version(trade, state, user=user, kind=kind, reason=reason, now=now)
     mark_snapshots_stale(trade.portfolio, book.first_affected_date(old_legs, _legs(state)))
     return trade
@@ -244,10 +293,23 @@ def close_position(*, portfolio, user, symbol, date, price, quantity, direction=
     Raises JournalError naming quantity when the lots hold fewer shares.
     """
     portfolio = Portfolio.objects.select_for_update().get(pk=portfolio.pk)
-    instrument = resolve_instrument(symbol) if not isinstance(symbol, Instrument) else symbol
-    quantity = _money(quantity, "quantity")
-    if quantity <= 0:
-        raise JournalError("quantity", "must be more than 0")
+    problems = Problems()
+    instrument = symbol if isinstance(symbol, Instrument) else problems.attempt(resolve_instrument, symbol)
+    quantity = problems.attempt(_money, quantity, "quantity")
+    if quantity is not None and quantity <= 0:
+        problems.add("quantity", "must be more than 0")
+    price = problems.attempt(_money, price, "price")
+    if price is not None and price <= 0:
+        problems.add("price", "must be more than 0")
+    commission = problems.attempt(_money, commission or 0, "commission")
+    if commission is not None and commission < 0:
+        problems.add("commission", "must not be negative")
+    if instrument is not None:
+        problems.attempt(_check_day, instrument, date, "date", timezone.localdate())
+    elif date is None:
+        problems.add("date", "a date is required")
+    if problems.about("symbol", "quantity", "date"):
+        problems.raise_any()  # the lots to match depend on these
     lots = list(Trade.objects.select_for_update().filter(
         portfolio=portfolio, instrument=instrument, direction=direction, status=TradeStatus.OPEN,
         entry_date__lte=date).order_by("entry_date", "id"))
@@ -259,8 +321,9 @@ def close_position(*, portfolio, user, symbol, date, price, quantity, direction=
         taken = book.fifo_allocate([(lot.pk, shares) for lot, shares in held], quantity)
     except ValueError as exc:
         side = "long" if direction == Direction.LONG else "short"
-        raise JournalError("quantity", f"{exc} in {side} {instrument.symbol} on {date}") from None
-    shares = book.pro_rata(_money(commission or 0, "commission"), [q for _, q in taken])
+        problems.add("quantity", f"{exc} in {side} {instrument.symbol} on {date}")
+    problems.raise_any()
+    shares = book.pro_rata(commission, [q for _, q in taken])
     by_id = {lot.pk: lot for lot, _ in held}
     touched = []
     for (lot_id, lot_quantity), lot_commission in zip(taken, shares):
@@ -304,16 +367,20 @@ def _legs(state):
     return [entry, *((*e.leg(), *who) for e in state["exits"])]
 
 
-def _exit(value):
+def _exit(value, name, problems):
+    """An Exit from a dict, a tuple (date, quantity, price[, commission]) or an Exit. A field that is not
+    a number is None in it, its problem added to `problems` named name(attr): exits[0].price, exit_price."""
     if isinstance(value, Exit):
         return value
     if isinstance(value, dict):
-        return Exit(date=value["date"], quantity=_money(value["quantity"], "exit_quantity"),
-                    price=_money(value["price"], "exit_price"),
-                    commission=_money(value.get("commission") or 0, "exit_commission"))
-    date, quantity, price, *rest = value
-    return Exit(date, _money(quantity, "exit_quantity"), _money(price, "exit_price"),
-                _money(rest[0] if rest else 0, "exit_commission"))
+        date, quantity, price, commission = (value.get("date"), value.get("quantity"), value.get("price"),
+                                             value.get("commission"))
+    else:
+        date, quantity, price, *rest = value
+        commission = rest[0] if rest else 0
+    return Exit(date=date, quantity=problems.attempt(_money, quantity, name("quantity")),
+                price=problems.attempt(_money, price, name("price")),
+                commission=problems.attempt(_money, commission or 0, name("commission")))
 
 
 def _money(value, field):
@@ -332,55 +399,79 @@ def _money(value, field):
     return number
 
 
-def _check(portfolio, state, *, exit_names=None, today=None):
-    """Refuse a state the journal cannot hold, naming the field. exit_names: how to name exit fields:
-    "last" (close_trade: the new leg is exit_date, exit_quantity, ...), "list" (exits[i].date), None."""
+def _check(portfolio, state, problems, *, exit_names=None, today=None):
+    """Add to `problems` everything the journal cannot hold in `state`, naming each field. Fields that
+    could not be read are None there (their problem is already added) and checks needing them are
+    skipped. exit_names: how to name exit fields: "last" (close_trade: the new leg is exit_date,
+    exit_quantity, ...), "list" (exits[i].date), None."""
     today = today or timezone.localdate()
     instrument = state["instrument"]
     if state["direction"] not in Direction.values:
-        raise JournalError("direction", f"{state['direction']!r} is not long or short")
-    if state["quantity"] <= 0:
-        raise JournalError("quantity", "must be more than 0")
-    if state["entry_price"] <= 0:
-        raise JournalError("entry_price", "must be more than 0")
-    if state["entry_commission"] < 0:
-        raise JournalError("entry_commission", "must not be negative")
-    _check_day(instrument, state["entry_date"], "entry_date", today)
-    if state["entry_date"] < portfolio.inception_date:
-        raise JournalError("entry_date", f"{state['entry_date']} is before the portfolio's inception date "
-                                         f"{portfolio.inception_date}")
-    splits = _splits(instrument)
+        problems.add("direction", f"{state['direction']!r} is not long or short")
+    if state["quantity"] is not None and state["quantity"] <= 0:
+        problems.add("quantity", "must be more than 0")
+    if state["entry_price"] is not None and state["entry_price"] <= 0:
+        problems.add("entry_price", "must be more than 0")
+    if state["entry_commission"] is not None and state["entry_commission"] < 0:
+        problems.add("entry_commission", "must not be negative")
+    problems.attempt(_check_day, instrument, state["entry_date"], "entry_date", today)
+    if state["entry_date"] is not None and state["entry_date"] < portfolio.inception_date:
+        problems.add("entry_date", f"{state['entry_date']} is before the portfolio's inception date "
+                                   f"{portfolio.inception_date}")
+    for i, leg in enumerate(state["exits"]):
+        name = _exit_namer(exit_names, i)
+        if leg.quantity is not None and leg.quantity <= 0:
+            problems.add(name("quantity"), "must be more than 0")
+        if leg.price is not None and leg.price <= 0:
+            problems.add(name("price"), "must be more than 0")
+        if leg.commission is not None and leg.commission < 0:
+            problems.add(name("commission"), "must not be negative")
+        if leg.date is not None and state["entry_date"] is not None and leg.date < state["entry_date"]:
+            problems.add(name("date"), f"{leg.date} is before the entry date {state['entry_date']}")
+        else:
+            problems.attempt(_check_day, instrument, leg.date, name("date"), today)
+    _check_legs(state, problems, exit_names)
+
+
+def _check_legs(state, problems, exit_names):
+    """Add a problem when the exits close more shares than the entry opened (splits undone); only when
+    the quantities, the dates and the instrument are known and good."""
+    if state["instrument"] is None or state["quantity"] is None or state["quantity"] <= 0:
+        return
+    if any(leg.quantity is None or leg.quantity <= 0 or leg.date is None for leg in state["exits"]):
+        return
+    splits = _splits(state["instrument"])
     closed = Decimal(0)
     for i, leg in enumerate(state["exits"]):
-        name = _exit_namer(exit_names, i, len(state["exits"]))
-        if leg.quantity <= 0:
-            raise JournalError(name("quantity"), "must be more than 0")
-        if leg.price <= 0:
-            raise JournalError(name("price"), "must be more than 0")
-        if leg.commission < 0:
-            raise JournalError(name("commission"), "must not be negative")
-        if leg.date < state["entry_date"]:
-            raise JournalError(name("date"), f"{leg.date} is before the entry date {state['entry_date']}")
-        _check_day(instrument, leg.date, name("date"), today)
+        name = _exit_namer(exit_names, i)
         ratio = Decimal(repr(book.split_ratio(splits, state["entry_date"], leg.date)))
         closed += leg.quantity / ratio
         if closed > state["quantity"]:
             left = state["quantity"] - (closed - leg.quantity / ratio)
             held = (left * ratio).normalize()
-            raise JournalError(name("quantity"), f"{_plain(leg.quantity)} is more than the {_plain(held)} still open")
+            problems.add(name("quantity"), f"{plain(leg.quantity)} is more than the {plain(held)} still open")
+            return
 
 
-def _exit_namer(mode, i, count):
+def _exit_namer(mode, i):
+    """How exit i's fields are named: exits[i].price in a list, exit_price for close_trade's new leg."""
     if mode == "list":
         return lambda attr: f"exits[{i}].{attr}"
     return lambda attr: f"exit_{attr}"
 
 
 def _check_day(instrument, day, field, today):
+    """JournalError naming `field` unless `day` is a session of the instrument's exchange, not in the
+    future (without an instrument, a weekday)."""
     if day is None:
         raise JournalError(field, "a date is required")
     if day > today:
         raise JournalError(field, f"{day} is in the future")
+    if instrument is None:
+        # The symbol was not found: its calendar is unknown, but no exchange has a session on a weekend.
+        if day.weekday() >= 5:
+            raise JournalError(field, f"{day:%a %Y-%m-%d} is a weekend day, not a session")
+        return
     exchange = instrument.exchange
     if calendars.calendar_name(exchange) is not None and not calendars.is_session(exchange, day):
         cal = calendars.calendar(calendars.calendar_name(exchange))
@@ -493,7 +584,8 @@ def equity_on(portfolio, day):
     return float(value)
 
 
-def _size(portfolio, target_weight, price, day, direction):
+def _weight(target_weight, direction):
+    """A target weight as a float between -1 and 1 (not 0), or JournalError naming target_weight."""
     try:
         weight = float(target_weight)
     except (TypeError, ValueError):
@@ -503,17 +595,16 @@ def _size(portfolio, target_weight, price, day, direction):
     if weight < 0 and direction != Direction.SHORT:
         # Never turn a short target into a long trade silently (the direction defaults to long).
         raise JournalError("target_weight", f"{weight:g} is a short target: send direction 'short' with it")
-    if day is None:
-        raise JournalError("entry_date", "a date is required")
+    return weight
+
+
+def _size(portfolio, weight, price, day):
+    """Whole shares for `weight` of the book's equity before `day` at `price` (BR-21)."""
     equity = equity_on(portfolio, day)
     shares, why = book.shares_for_target(equity, price, abs(weight))
     if why:
         raise JournalError("target_weight", why)
     return Decimal(shares)
-
-
-def _plain(value):
-    return format(Decimal(value).normalize(), "f")
 
 
 # --- cash ----------------------------------------------------------------------------------------
@@ -522,26 +613,41 @@ SIGNS = {CashMovement.Kind.DEPOSIT: 1, CashMovement.Kind.WITHDRAWAL: -1, CashMov
          CashMovement.Kind.FEE: -1, CashMovement.Kind.INTEREST: None}
 
 
-@transaction.atomic
-def add_cash(*, portfolio, user, date, kind, amount, instrument=None, notes="") -> CashMovement:
-    """Record a cash movement. Deposits, withdrawals, dividends and fees take their sign from the kind
-    (give the amount either way); interest keeps the sign given (negative: interest paid)."""
-    portfolio = Portfolio.objects.select_for_update().get(pk=portfolio.pk)
+def signed_amount(kind, amount):
+    """The amount of a movement as stored: given positive, signed by its kind (a fee or a withdrawal goes
+    out); interest keeps the sign given (negative: interest paid). JournalError naming kind or amount."""
     if kind not in SIGNS:
         raise JournalError("kind", f"{kind!r} is not one of {', '.join(SIGNS)}")
     amount = _money(amount, "amount")
     if amount == 0:
         raise JournalError("amount", "must not be 0")
     sign = SIGNS[kind]
-    amount = abs(amount) * sign if sign else amount
+    if sign is None:
+        return amount
+    if amount < 0:
+        label = CashMovement.Kind(kind).label.lower()
+        raise JournalError("amount", f"{plain(amount)} is negative: give the amount positive (the kind gives the "
+                                     f"sign: a {label} {'goes out' if sign < 0 else 'comes in'})")
+    return amount * sign
+
+
+@transaction.atomic
+def add_cash(*, portfolio, user, date, kind, amount, instrument=None, notes="") -> CashMovement:
+    """Record a cash movement. Deposits, withdrawals, dividends and fees are given positive and take
+    their sign from the kind (a negative one is refused); interest keeps the sign given (negative:
+    interest paid)."""
+    portfolio = Portfolio.objects.select_for_update().get(pk=portfolio.pk)
+    problems = Problems()
+    amount = problems.attempt(signed_amount, kind, amount)
     if date is None:
-        raise JournalError("date", "a date is required")
-    if date < portfolio.inception_date:
-        raise JournalError("date", f"{date} is before the portfolio's inception date {portfolio.inception_date}")
-    if date > timezone.localdate():
-        raise JournalError("date", f"{date} is in the future")
+        problems.add("date", "a date is required")
+    elif date < portfolio.inception_date:
+        problems.add("date", f"{date} is before the portfolio's inception date {portfolio.inception_date}")
+    elif date > timezone.localdate():
+        problems.add("date", f"{date} is in the future")
     if isinstance(instrument, str):
-        instrument = resolve_instrument(instrument, "symbol") if instrument.strip() else None
+        instrument = problems.attempt(resolve_instrument, instrument, "symbol") if instrument.strip() else None
+    problems.raise_any()
     movement = CashMovement.objects.create(portfolio=portfolio, date=date, kind=kind, amount=amount,
                                            instrument=instrument, notes=notes or "", recorded_by=user)
     mark_snapshots_stale(portfolio, date)
@@ -574,6 +680,19 @@ def mark_snapshots_stale(portfolio, day):
 
     # robust: a broker that is down leaves the mark; the next daily run or `snapshot` picks it up.
     transaction.on_commit(lambda: update_snapshots.delay(portfolio.pk), robust=True)
+
+
+def catch_up_snapshots(portfolio):
+    """When the stored snapshots end before the newest prices (bars loaded outside the daily chain, e.g.
+    `ingest --provider csv`), mark them stale from the first missing session: the update enqueued on
+    commit (in process without a broker) stores the missing days, and the summary marks the book on the
+    fly meanwhile. Does nothing to a book that is up to date or already waiting for its update; writes
+    only the stale mark. Returns the valuation.Lag it found; `portfolio` gets the current mark."""
+    lag = valuation.snapshot_lag(portfolio)
+    if lag.first_missing is not None and portfolio.snapshots_stale_from is None:
+        mark_snapshots_stale(portfolio, lag.first_missing)
+        portfolio.refresh_from_db(fields=["snapshots_stale_from"])  # cleared already if the update ran
+    return lag
 
 
 @dataclass
@@ -710,23 +829,57 @@ def import_trades(*, portfolio, data, user=None, name=None) -> ImportResult:
     """Apply a trade file (trades.imports format) to `portfolio` in one transaction: all rows or none.
 
     Rows are applied in date order (file order within a day): buy and short open a trade, sell and
-    cover close open trades first in, first out, cash rows record movements. Raises ImportRejected
-    listing the bad rows ("row N: field: reason") with nothing written.
+    cover close open trades first in, first out, cash rows record movements. Every row is tried (each
+    in its own savepoint, so a refused one leaves nothing behind) and every problem collected; then
+    ImportRejected lists them by row ("row N: column: reason", at most MAX_ERRORS and how many more)
+    and the whole file is rolled back: nothing written.
     """
     from .errors import ImportRejected
-    from .imports import CLOSES, OPENS, read_rows
+    from .imports import CLOSES, MAX_ERRORS, OPENS, read_rows
 
     rows = read_rows(data, name=name)
     result = ImportResult(portfolio=portfolio.name, rows=len(rows))
     source = name or "a file"
+    problems = []
+    for row in rows:
+        if row.problems:
+            problems += [(row.number, text) for text in row.problems]
+            problems += [(row.number, f"{IMPORT_COLUMN.get(f, f)}: {m}") for f, m in _bad_row_problems(portfolio, row)]
+    good = sorted((row for row in rows if not row.problems), key=lambda r: (r.date, r.number))
     with transaction.atomic():
-        for row in sorted(rows, key=lambda r: (r.date, r.number)):
+        for row in good:
             try:
-                _apply(portfolio, row, user, source, result, OPENS, CLOSES)
+                with transaction.atomic():
+                    _apply(portfolio, row, user, source, result, OPENS, CLOSES)
             except JournalError as exc:
-                raise ImportRejected([f"row {row.number}: {exc.field}: {exc.problem}"], file=name) from None
+                problems += [(row.number, f"{IMPORT_COLUMN.get(f, f)}: {m}") for f, m in exc.problems]
+        if problems:
+            lines = [f"row {number}: {text}" for number, text in sorted(problems, key=lambda p: p[0])]
+            raise ImportRejected(lines[:MAX_ERRORS], file=name, more=max(len(lines) - MAX_ERRORS, 0))
     result.first_date = min(r.date for r in rows)
     return result
+
+
+def _bad_row_problems(portfolio, row):
+    """What the journal can still say of a row that will not be applied: its symbol and its date."""
+    from .imports import CASH
+
+    problems = Problems()
+    instrument = None
+    if row.symbol and row.action and (row.action not in CASH or row.action == CashMovement.Kind.DIVIDEND):
+        instrument = problems.attempt(resolve_instrument, row.symbol)
+    if row.date is not None:
+        if row.date < portfolio.inception_date:
+            problems.add("date", f"{row.date} is before the portfolio's inception date {portfolio.inception_date}")
+        elif row.action not in CASH:
+            problems.attempt(_check_day, instrument, row.date, "date", timezone.localdate())
+    named = {text.split(":", 1)[0] for text in row.problems}
+    return [(name, text) for name, text in problems.items if IMPORT_COLUMN.get(name, name) not in named]
+
+
+# The journal's field names as the file's columns, for the messages of an import.
+IMPORT_COLUMN = {"entry_date": "date", "exit_date": "date", "entry_price": "price", "exit_price": "price",
+                 "entry_commission": "commission", "exit_commission": "commission", "exit_quantity": "quantity"}
 
 
 def _apply(portfolio, row, user, source, result, opens, closes):

@@ -108,10 +108,13 @@ def positions(journal, day, holdings=None):
         groups.setdefault((t.key, t.direction), []).append(t)
     out = []
     for (key, direction), lots in sorted(groups.items()):
-        open_qty = sum((t.open_quantity for t in lots), Decimal(0))
-        average = sum((t.open_quantity * t.entry_price for t in lots), Decimal(0)) / open_qty
-        # Shares held on `day`: each lot's open entry shares times the splits since its entry.
-        shares = sum(float(t.open_quantity) * book.split_ratio(splits.get(key, []), t.entry_date, day) for t in lots)
+        # Shares held on `day`: each lot's open entry shares times the splits since its entry; the average
+        # entry price is on the same basis (what the open lots cost over the shares they are now), so
+        # 60 bought at 411.23 before 7:1 and 4:1 splits are 1,680 held at 14.686786.
+        now_held = sum((t.open_quantity * Decimal(repr(book.split_ratio(splits.get(key, []), t.entry_date, day)))
+                        for t in lots), Decimal(0))
+        average = sum((t.open_quantity * t.entry_price for t in lots), Decimal(0)) / now_held
+        shares = now_held.quantize(SIX)
         sign = 1 if direction == book.LONG else -1
         cost, cost_known = Decimal(0), True
         for t in lots:
@@ -125,7 +128,7 @@ def positions(journal, day, holdings=None):
         row = held.get(key)
         value = None
         if row is not None and np.isfinite(row.price) and np.isfinite(row.rate):
-            value = sign * shares * row.price * row.rate
+            value = sign * float(shares) * row.price * row.rate
         unrealised = None
         if value is not None and cost_known:
             # A long gains what it is worth over its cost; a short what it got (cost) over what it owes.
@@ -133,7 +136,7 @@ def positions(journal, day, holdings=None):
         out.append({
             "instrument": key, "symbol": lots[0].symbol, "currency": lots[0].currency, "direction": direction,
             "quantity": shares, "lots": len(lots), "average_price": average.quantize(SIX),
-            "price": _float(row.price) if row is not None else None,
+            "price": _money(row.price) if row is not None else None,
             "price_date": row.price_date.date() if row is not None and pd.notna(row.price_date) else None,
             "fx_rate": _float(row.rate) if row is not None else None,
             "market_value": _money(value) if value is not None else None,
@@ -168,13 +171,35 @@ def _brief(t):
             "pnl_base": t.pnl_base, "pnl_pct": t.pnl_pct}
 
 
-def portfolio_summary(portfolio, *, as_of=None):
-    """Everything GET /portfolio/summary answers (SummaryOut), as known at `as_of` (None: now)."""
+def portfolio_summary(portfolio, *, as_of=None, lag=None):
+    """Everything GET /portfolio/summary answers (SummaryOut), as known at `as_of` (None: now).
+    lag: the valuation.Lag of the stored snapshots (services.catch_up_snapshots), for the notice."""
     frame, how, journal, holdings = snapshot_frame(portfolio, as_of=as_of)
-    return build_summary(portfolio, frame=frame, how=how, journal=journal, holdings=holdings, as_of=as_of)
+    return build_summary(portfolio, frame=frame, how=how, journal=journal, holdings=holdings, as_of=as_of, lag=lag)
 
 
-def build_summary(portfolio, *, frame, how, journal, holdings, as_of=None):
+def catching_up(portfolio, lag):
+    """Whether the snapshots wait for days past the stored ones (newer prices), not for a change."""
+    stale = portfolio.snapshots_stale_from
+    return stale is not None and lag is not None and lag.stored_until is not None and stale > lag.stored_until
+
+
+def notice(portfolio, lag):
+    """What a reader of the current figures should know about the snapshots behind them (None: nothing):
+    prices newer than the stored snapshots, or a change being recomputed."""
+    stale = portfolio.snapshots_stale_from
+    if stale is None:
+        return None
+    if catching_up(portfolio, lag):
+        return (f"Prices up to {lag.prices_until} are stored; the stored snapshots end at {lag.stored_until}. "
+                f"They are being brought up to date and these figures are computed on the fly meanwhile; "
+                f"`python manage.py snapshot --portfolio \"{portfolio.name}\"` stores them now (the daily chain "
+                f"does after each close).")
+    return (f"Snapshots from {stale} are being recomputed after a change; these figures are computed on the "
+            f"fly meanwhile.")
+
+
+def build_summary(portfolio, *, frame, how, journal, holdings, as_of=None, lag=None):
     """The summary of a snapshot frame and the journal it came from (see snapshot_frame)."""
     valued = frame[np.isfinite(frame["value"].to_numpy())]
     last = valued.iloc[-1] if len(valued) else None
@@ -214,7 +239,10 @@ def build_summary(portfolio, *, frame, how, journal, holdings, as_of=None):
     return {
         "portfolio": portfolio.name, "base_currency": portfolio.base_currency,
         "inception_date": portfolio.inception_date, "valuation_date": day, "as_of": as_of, "computed": how,
-        "snapshots_stale_from": portfolio.snapshots_stale_from, "starting_cash": portfolio.starting_cash,
+        "snapshots_stale_from": portfolio.snapshots_stale_from,
+        "snapshots_until": lag.stored_until if lag else None, "prices_until": lag.prices_until if lag else None,
+        "notice": notice(portfolio, lag) if as_of is None else None,
+        "catching_up": as_of is None and catching_up(portfolio, lag), "starting_cash": portfolio.starting_cash,
         "value": _money(value), "cash": _money(last["cash"]) if last is not None else None,
         "invested": _money(last["invested"]) if last is not None else None,
         "net_flows": net_flows, "income": income,

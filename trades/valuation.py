@@ -18,7 +18,7 @@ from marketdata.models import CALENDAR_OF, CorporateAction, Exchange, Instrument
 from marketdata.panels import PanelsMissing, PanelsStale, load_panel, refresh_panels
 from quant import portfolio as book
 
-from .models import CashMovement, Trade, TradeExit, TradeStatus, TradeVersion
+from .models import CashMovement, PortfolioSnapshot, Trade, TradeExit, TradeStatus, TradeVersion
 
 
 
@@ -305,6 +305,28 @@ def last_market_day(portfolio, instrument_ids, today=None):
     candidates += [row["last_date"] for row in freshness.by_exchange() if row["exchange"] in venues]
     end = min(max(candidates, default=portfolio.inception_date), today)
     return max(end, portfolio.inception_date)
+
+
+@dataclass
+class Lag:
+    """How the stored snapshots compare with the prices: the last stored day (None: none yet), the last
+    day with market data, and the first session to compute to catch up (None: up to date)."""
+
+    stored_until: dt.date | None
+    prices_until: dt.date
+    first_missing: dt.date | None
+
+
+def snapshot_lag(portfolio):
+    """The book's Lag: bars loaded outside the daily chain (a file, a backfill) leave the stored
+    snapshots behind the prices until something marks it. Three small queries (and the cached freshness)."""
+    ids = Trade.objects.live().filter(portfolio=portfolio).values_list("instrument_id", flat=True).distinct()
+    prices_until = last_market_day(portfolio, list(ids))
+    stored_until = PortfolioSnapshot.objects.filter(portfolio=portfolio).aggregate(last=Max("date"))["last"]
+    start = stored_until + dt.timedelta(days=1) if stored_until else portfolio.inception_date
+    missing = valuation_days(portfolio, start, prices_until)
+    return Lag(stored_until=stored_until, prices_until=prices_until,
+               first_missing=missing[0].date() if len(missing) else None)
 
 
 SNAPSHOT_COLUMNS = ["value", "cash", "invested", "flows", "reason", "daily_return", "cumulative_return",

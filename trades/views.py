@@ -1,6 +1,7 @@
 """Journal and portfolio pages: the overview, the blotter, trade forms and pages, import, portfolios and cash."""
 import datetime as dt
 import re
+from decimal import Decimal
 
 import pandas as pd
 import pydantic
@@ -16,14 +17,18 @@ from django.utils.safestring import mark_safe
 from marketdata.charts import BAR_COLUMNS, MOVING_AVERAGES, bars_frame, figure_json
 from marketdata.models import PriceBar
 
-from . import charts, filters, services, summary
+from quant.portfolio import split_ratio
+
+from . import charts, filters, services, summary, valuation
 from .errors import ImportRejected, JournalError
+from .formats import plain
 from .forms import (
     CancelForm, CashForm, CloseForm, ClosePositionForm, ExitFormSet, ImportForm, PortfolioForm, TradeEditForm,
     TradeForm,
 )
 from .imports import ACTIONS
 from .models import CashMovement, Portfolio, Trade, TradeExit, TradeStatus
+from .services import SIX
 
 LIST_PAGE_SIZE = 50
 RECENT_TRADES = 10
@@ -43,13 +48,15 @@ def _writable(user):
 
 
 def _chosen(request, books):
-    """The portfolio a page shows: ?portfolio=<id> among those visible, else the user's first own one."""
-    wanted = request.GET.get("portfolio", "")
-    if wanted.isdigit():
-        for book in books:
-            if book.pk == int(wanted):
-                return book
-        raise Http404("No such portfolio")
+    """The portfolio a page shows: ?portfolio=<id or name> among those visible (an id first, as the API
+    reads it), else the user's first own one."""
+    wanted = request.GET.get("portfolio", "").strip()
+    if wanted:
+        by_id = [book for book in books if wanted.isdigit() and book.pk == int(wanted)]
+        by_name = [book for book in books if book.name == wanted]
+        if not by_id + by_name:
+            raise Http404("No such portfolio")
+        return (by_id + by_name)[0]
     own = [book for book in books if book.owner_id == request.user.pk]
     return (own or books or [None])[0]
 
@@ -89,8 +96,10 @@ def overview(request):
     context["active"] = active
     if not active:
         return render(request, "trades/overview.html", context)
+    # Prices newer than the stored snapshots (a file loaded outside the daily chain) mark them stale.
+    lag = services.catch_up_snapshots(book)
     frame, how, journal, holdings = summary.snapshot_frame(book)
-    figures = summary.build_summary(book, frame=frame, how=how, journal=journal, holdings=holdings)
+    figures = summary.build_summary(book, frame=frame, how=how, journal=journal, holdings=holdings, lag=lag)
     returns = frame["daily_return"]
     bench = _benchmark_closes(book, frame)
     context.update({
@@ -172,8 +181,8 @@ HISTORY_FIELDS = (("symbol", "symbol"), ("direction", "direction"), ("quantity",
 def _show(value):
     if value is None or value == "":
         return "—"
-    if hasattr(value, "normalize"):
-        return format(value.normalize(), "f")
+    if isinstance(value, Decimal):
+        return plain(value)
     return str(value)
 
 
@@ -205,7 +214,9 @@ def trade_detail(request, pk):
                                                    f"{_show(trade.entry_price)} on {trade.entry_date}", "entry")]
     legs += [(e.date, e.price, f"Exit {_show(e.quantity)} @ {_show(e.price)} on {e.date}", "exit") for e in exits]
     start = trade.entry_date - dt.timedelta(days=CHART_DAYS_BEFORE)
-    end = (trade.exit_date or timezone.localdate()) + dt.timedelta(days=CHART_DAYS_AFTER)
+    # An open trade (partly closed or not) runs to the latest bar; a closed one a month past its last exit.
+    end = (timezone.localdate() if trade.status == TradeStatus.OPEN or trade.exit_date is None
+           else trade.exit_date + dt.timedelta(days=CHART_DAYS_AFTER))
     bars = PriceBar.objects.clean().filter(instrument=trade.instrument)
     warmup = bars.filter(date__lt=start).order_by("-date").values_list(*BAR_COLUMNS)[: max(MOVING_AVERAGES) - 1]
     shown = list(bars.filter(date__gte=start, date__lte=end).order_by("date").values_list(*BAR_COLUMNS))
@@ -232,22 +243,33 @@ def trade_new(request):
     form = TradeForm(request.POST or None, portfolios=writable, initial=initial)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        percent = data.get("target_percent")
         try:
-            trade = services.record_trade(
-                portfolio=data["portfolio"], user=request.user, symbol=data["symbol"], direction=data["direction"],
-                quantity=data.get("quantity"), target_weight=None if percent in (None, "") else percent / 100,
-                entry_date=data["entry_date"], entry_price=data["entry_price"],
-                entry_commission=data.get("entry_commission") or 0, strategy_name=data["strategy_name"],
-                signal_ref=data["signal_ref"], notes=data["notes"])
+            trade = services.record_trade(portfolio=data["portfolio"], user=request.user, **_trade_fields(data),
+                                          strategy_name=data["strategy_name"], signal_ref=data["signal_ref"],
+                                          notes=data["notes"])
         except JournalError as exc:
             form.add_journal_error(exc)
         else:
             messages.success(request, f"Recorded {trade.trade_id}: {trade.direction} {_show(trade.quantity)} "
                                       f"{trade.symbol} @ {_show(trade.entry_price)}.")
             return redirect("trades:trade_detail", pk=trade.pk)
+    elif request.method == "POST" and form.cleaned_data.get("portfolio"):
+        # Some fields did not parse; what the journal says of the others is shown with them, at once.
+        try:
+            services.check_trade(portfolio=form.cleaned_data["portfolio"], **_trade_fields(form.cleaned_data))
+        except JournalError as exc:
+            form.add_journal_error(exc, skip_fields_with_errors=True)
     return render(request, "trades/trade_form.html", {"form": form, "title": "Record a trade"},
                   status=400 if form.errors else 200)
+
+
+def _trade_fields(data):
+    """The journal's arguments for a trade from the trade form's cleaned data (missing ones None)."""
+    percent = data.get("target_percent")
+    return {"symbol": data.get("symbol"), "direction": data.get("direction") or "long",
+            "quantity": data.get("quantity"), "target_weight": None if percent in (None, "") else percent / 100,
+            "entry_date": data.get("entry_date"), "entry_price": data.get("entry_price"),
+            "entry_commission": data.get("entry_commission") or 0}
 
 
 EXIT_FIELD = re.compile(r"exits\[(\d+)\]\.(\w+)")
@@ -276,11 +298,15 @@ def trade_edit(request, pk):
         try:
             services.revise_trade(trade, user=request.user, changes=changes, reason=form.cleaned_data["reason"])
         except JournalError as exc:
-            match = EXIT_FIELD.fullmatch(exc.field)
-            if match and int(match.group(1)) < len(kept):
-                formset.forms[kept[int(match.group(1))][0]].add_error(match.group(2), exc.problem)
-            else:
-                form.add_journal_error(exc)
+            rest = []
+            for name, problem in exc.problems:
+                match = EXIT_FIELD.fullmatch(name)
+                if match and int(match.group(1)) < len(kept):
+                    formset.forms[kept[int(match.group(1))][0]].add_error(match.group(2), problem)
+                else:
+                    rest.append((name, problem))
+            if rest:
+                form.add_journal_error(JournalError(rest))
         else:
             messages.success(request, f"{trade.trade_id} updated; the history keeps the previous version.")
             return redirect("trades:trade_detail", pk=trade.pk)
@@ -339,9 +365,14 @@ def position_close(request, pk):
     lots = [lot for lot in lots if lot.instrument.key == key]
     if not lots:
         raise Http404("No open position")
+    # What a sale today takes: each lot's open entry shares times the splits since its entry.
+    today = timezone.localdate()
+    splits = valuation.splits_of([lots[0].instrument_id]).get(key, [])
+    for lot in lots:
+        lot.held = (lot.open_quantity * Decimal(repr(split_ratio(splits, lot.entry_date, today)))).quantize(SIX)
     open_shares = sum(lot.open_quantity for lot in lots)
-    form = ClosePositionForm(request.POST or None, initial={"date": timezone.localdate(), "commission": 0,
-                                                            "quantity": open_shares.normalize()})
+    held = sum(lot.held for lot in lots)
+    form = ClosePositionForm(request.POST or None, initial={"date": today, "commission": 0, "quantity": held})
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
@@ -356,7 +387,8 @@ def position_close(request, pk):
                                       f"of {key}, oldest first.")
             return redirect(f"{reverse('trades:overview')}?portfolio={book.pk}")
     return render(request, "trades/position_close.html", {
-        "book": book, "key": key, "direction": direction, "lots": lots, "open_shares": open_shares, "form": form,
+        "book": book, "key": key, "direction": direction, "lots": lots, "open_shares": open_shares, "held": held,
+        "split": held != open_shares, "form": form,
     }, status=400 if form.errors else 200)
 
 
@@ -418,7 +450,7 @@ def portfolio_detail(request, pk):
     book = get_object_or_404(_books(request.user), pk=pk)
     can_write = _can_write(request.user, book)
     settings_form = PortfolioForm(initial={
-        "name": book.name, "base_currency": book.base_currency, "starting_cash": book.starting_cash.normalize(),
+        "name": book.name, "base_currency": book.base_currency, "starting_cash": book.starting_cash,
         "inception_date": book.inception_date, "benchmark": book.benchmark})
     settings_form.fields["base_currency"].disabled = True
     cash_form = CashForm(initial={"date": timezone.localdate(), "kind": "deposit"})

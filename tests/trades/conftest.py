@@ -119,3 +119,12 @@ def patch(client, path, body):
 
 def put(client, path, body):
     return client.put(f"{API}{path}", body, content_type="application/json")
+
+
+def staff_schema(staff_user):
+    """The published OpenAPI components, read by a staff user (who may always read the API docs)."""
+    from django.test import Client
+
+    staff = Client()
+    staff.force_login(staff_user)
+    return staff.get(f"{API}/openapi.json").json()["components"]["schemas"]

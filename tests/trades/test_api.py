@@ -6,7 +6,7 @@ import jsonschema
 import pytest
 import time_machine
 
-from tests.trades.conftest import API, patch, post, put
+from tests.trades.conftest import API, patch, post, put, staff_schema
 from trades.models import Trade, TradeVersion
 
 pytestmark = pytest.mark.django_db
@@ -83,7 +83,7 @@ def test_pnl_is_an_exact_decimal_string_the_schema_announces(api, usd_book, make
 # --- validation: 422 naming the field ------------------------------------------------------------
 
 @pytest.mark.parametrize(("fields", "loc", "message"), [
-    ({"quantity": "-5"}, "quantity", "greater than 0"),
+    ({"quantity": "-5"}, "quantity", "must be more than 0"),
     ({"symbol": "NOPE"}, "symbol", "unknown symbol 'NOPE'"),
     ({"entry_date": "2024-01-06"}, "entry_date", "Sat 2024-01-06 is not a XNYS session (the sessions either side "
                                                  "are 2024-01-05 and 2024-01-08)"),
@@ -277,3 +277,62 @@ def test_a_version_row_is_never_edited_but_for_its_end(api, usd_book, acme):
     assert (again.quantity, again.entry_price, again.knowledge_time) == (first.quantity, first.entry_price,
                                                                         first.knowledge_time)
     assert again.superseded_at is not None
+
+
+# --- ?portfolio= by id or name ---------------------------------------------------------------------
+
+def test_portfolio_is_an_id_or_a_name(api, alice, usd_book, bob_book, acme):
+    from trades.services import create_portfolio
+
+    trade(api, portfolio="Alice US")
+    numbered = create_portfolio(owner=alice, name="2024", base_currency="USD", starting_cash="100",
+                                inception_date=D1)
+    for wanted in (str(usd_book.pk), "Alice US", f" {usd_book.pk} "):
+        assert api.get(f"{API}/portfolio/summary?portfolio={wanted}").json()["portfolio"] == "Alice US"
+        assert api.get(f"{API}/portfolio/snapshots?portfolio={wanted}").json()["portfolio"] == "Alice US"
+        assert api.get(f"{API}/trades?portfolio={wanted}").json()["count"] == 1
+    # A number that is no id of hers is a name: the portfolio called "2024".
+    assert api.get(f"{API}/portfolio/summary?portfolio=2024").json()["portfolio"] == "2024"
+    assert api.get(f"{API}/trades?portfolio={numbered.pk}").json()["count"] == 0
+    body = {"symbol": "ACME", "quantity": "1", "entry_price": "50", "entry_date": str(D1)}
+    assert post(api, "/trades", {**body, "portfolio": str(numbered.pk)}).json()["portfolio"] == "2024"
+    # Bob's id is not one she can see, and no portfolio of hers is named so.
+    response = api.get(f"{API}/portfolio/summary?portfolio={bob_book.pk}")
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["msg"] == f"no portfolio with id {bob_book.pk} or named '{bob_book.pk}' that you can see"
+    assert api.get(f"{API}/trades?portfolio={bob_book.pk}").status_code == 422
+
+
+# --- every error at once ---------------------------------------------------------------------------
+
+def test_a_422_names_every_bad_field_at_once(api, usd_book, acme):
+    body = {"symbol": "ZZZZ", "quantity": "-5", "entry_price": "50", "entry_date": "2024-01-06"}
+    response = post(api, "/trades", body)
+    assert response.status_code == 422
+    assert response.json()["detail"] == [
+        {"type": "value_error", "loc": ["body", "payload", "symbol"], "msg": "unknown symbol 'ZZZZ': no such instrument"},
+        {"type": "value_error", "loc": ["body", "payload", "quantity"], "msg": "must be more than 0"},
+        # The symbol's exchange is unknown, but no exchange has a session on a Saturday.
+        {"type": "value_error", "loc": ["body", "payload", "entry_date"],
+         "msg": "Sat 2024-01-06 is a weekend day, not a session"},
+    ]
+    response = post(api, "/trades", {**body, "symbol": "ACME", "entry_price": "-3", "entry_commission": "-1",
+                                     "exits": [{"date": "2023-12-29", "quantity": "0", "price": "-1"}]})
+    assert [p["loc"][-1] for p in response.json()["detail"]] == [
+        "quantity", "entry_price", "entry_commission", "entry_date", "exits[0].quantity", "exits[0].price",
+        "exits[0].date"]
+    opened = trade(api)
+    response = patch(api, f"/trades/{opened['id']}", {"exit_date": "2024-01-06", "exit_price": "-1",
+                                                      "exit_quantity": "101", "exit_commission": "-1"})
+    assert [p["loc"][-1] for p in response.json()["detail"]] == [
+        "exit_price", "exit_commission", "exit_date", "exit_quantity"]
+    response = patch(api, f"/trades/{opened['id']}", {"quantity": "-1", "entry_price": "0", "symbol": "NOPE"})
+    assert [p["loc"][-1] for p in response.json()["detail"]] == ["symbol", "quantity", "entry_price"]
+    assert Trade.objects.count() == 1 and TradeVersion.objects.count() == 1
+
+
+def test_the_schema_still_announces_the_bounds(carol):
+    spec = staff_schema(carol)
+    assert spec["TradeIn"]["properties"]["quantity"]["exclusiveMinimum"] == 0
+    assert spec["TradeIn"]["properties"]["entry_commission"]["minimum"] == 0
+    assert spec["ExitIn"]["properties"]["price"]["exclusiveMinimum"] == 0

@@ -59,7 +59,7 @@ def test_a_sale_closes_the_oldest_lots_first(tmp_path, usd_book, acme):
     ("2024-01-05,buy,,10,15,,,,,", "row 6: symbol: a buy needs a symbol"),
     ("2024-01-05,buy,ACME,10,-15,,,,,", "row 6: price: -15 must be more than 0"),
     ("2024-01-05,sell,ACME,31,15,,,,,", "row 6: quantity: 31 is more than the 30 open in long ACME on 2024-01-05"),
-    ("2024-01-06,buy,ACME,10,15,,,,,", "row 6: entry_date: Sat 2024-01-06 is not a XNYS session"),
+    ("2024-01-06,buy,ACME,10,15,,,,,", "row 6: date: Sat 2024-01-06 is not a XNYS session"),  # the column
     ("2024-01-05,buy,NOPE,10,15,,,,,", "row 6: symbol: unknown symbol 'NOPE'"),
     ("2024-01-05,deposit,,,,,,,,", "row 6: amount: missing"),
 ])
@@ -140,8 +140,8 @@ def test_the_snapshot_export_has_the_marks(api, alice, usd_book, acme):
     text = b"".join(response.streaming_content).decode("utf-8-sig")
     rows = list(csv.DictReader(io.StringIO(text)))
     assert [(r["date"], r["value"], r["cash"], r["invested"]) for r in rows] == [
-        ("2024-01-02", "10000", "9000", "1000"), ("2024-01-03", "10200", "9000", "1200"),
-        ("2024-01-04", "10500", "9000", "1500"), ("2024-01-05", "10500", "9000", "1500")]
+        ("2024-01-02", "10000.00", "9000.00", "1000.00"), ("2024-01-03", "10200.00", "9000.00", "1200.00"),
+        ("2024-01-04", "10500.00", "9000.00", "1500.00"), ("2024-01-05", "10500.00", "9000.00", "1500.00")]
     assert float(rows[1]["daily_return"]) == pytest.approx(0.02)  # 10,200 / 10,000 - 1
 
 
@@ -169,3 +169,87 @@ def test_the_documented_example_file_imports(usd_book, make_bars):
     assert (aapl.status, aapl.open_quantity, aapl.pnl) == ("open", D(25), D("-1444.83125"))
     ibm = Trade.objects.get(symbol="IBM")
     assert (ibm.direction, ibm.status, ibm.pnl) == ("short", "closed", D("-305.40"))  # 50 x -5.71 - 19.90
+
+
+@pytest.mark.parametrize("typed", ["20240105", "2024-W01-5", "2024-1-5"])
+def test_the_import_takes_the_dates_the_forms_take(tmp_path, usd_book, acme, typed):
+    # date.fromisoformat alone would read 20240105 and 2024-W01-5 as 5 January; the forms would not.
+    path = write(tmp_path, FIFO_FILE + f"{typed},buy,ACME,1,15,,,,,\n")
+    with pytest.raises(CommandError, match=f"row 6: date: '{typed}' is not a date \\(YYYY-MM-DD\\)"):
+        call_command("import_trades", str(path), "--portfolio", "Alice US")
+
+
+def test_a_negative_fee_row_is_refused_like_on_the_page(tmp_path, usd_book, acme):
+    path = write(tmp_path, FIFO_FILE + "2024-01-05,fee,,,,,-5,,,\n2024-01-05,interest,,,,,-2,,,paid\n")
+    with pytest.raises(CommandError, match=r"row 6: amount: -5 is negative: give the amount positive"):
+        call_command("import_trades", str(path), "--portfolio", "Alice US")
+
+
+def test_a_file_is_rejected_with_every_bad_row_at_once(tmp_path, usd_book, acme):
+    lines = [
+        "2024-01-05,buy,ACME,ten,-15,,,,,",     # row 6: two bad cells
+        "2024-01-06,buy,ACME,10,15,,,,,",       # row 7: not a session
+        "2024-01-05,sell,ACME,31,15,,,,,",      # row 8: more than the 30 open
+        "2024-01-05,buy,NOPE,10,15,-1,,,,",     # row 9: unknown symbol, negative commission
+        "2024-01-05,fee,,,,,-5,,,",             # row 10: a fee is given positive
+    ]
+    path = write(tmp_path, FIFO_FILE + "\n".join(lines) + "\n")
+    with pytest.raises(CommandError) as caught:
+        call_command("import_trades", str(path), "--portfolio", "Alice US")
+    message = str(caught.value)
+    assert message.splitlines()[1:] == [
+        "  row 6: quantity: 'ten' is not a number",
+        "  row 6: price: -15 must be more than 0",
+        "  row 7: date: Sat 2024-01-06 is not a XNYS session (the sessions either side are 2024-01-05 and 2024-01-08)",
+        "  row 8: quantity: 31 is more than the 30 open in long ACME on 2024-01-05",
+        "  row 9: commission: -1 must not be negative",
+        "  row 9: symbol: unknown symbol 'NOPE': no such instrument",
+        "  row 10: amount: -5 is negative: give the amount positive (the kind gives the sign: a fee goes out)",
+    ]
+    assert not Trade.objects.exists() and not CashMovement.objects.exists()
+
+
+def test_past_fifty_problems_the_rest_are_counted(tmp_path, usd_book, acme):
+    bad = "".join(f"2024-01-05,buy,ACME,{n},x,,,,,\n" for n in range(1, 61))
+    with pytest.raises(CommandError) as caught:
+        call_command("import_trades", str(write(tmp_path, FIFO_FILE + bad)), "--portfolio", "Alice US")
+    lines = str(caught.value).splitlines()[1:]
+    assert len(lines) == 51 and lines[0] == "  row 6: price: 'x' is not a number"
+    assert lines[49] == "  row 55: price: 'x' is not a number" and lines[50] == "  and 10 more"
+
+
+def test_the_csv_exports_write_numbers_as_the_api_does(api, alice, usd_book, series):
+    days = [dt.date(2024, 1, 2), dt.date(2024, 1, 3), dt.date(2024, 1, 4)]
+    # A tiny move: 10,000 -> 9,999.000500 is a daily return of -9.995e-05, which str() writes with an exponent.
+    series("ACME", "XNYS", dict(zip(days, [622.4, 622.3000500, 622.3000500])))
+    trade = services.record_trade(portfolio=usd_book, user=alice, symbol="ACME", quantity=10, entry_price="622.4",
+                                  entry_date=days[0], entry_commission="5")
+    services.close_trade(trade, user=alice, date=days[2], price="622.3", quantity=3, commission="1.25")
+    services.snapshot_portfolio(portfolio=usd_book)
+    text = b"".join(api.get(f"{API}/trades/export").streaming_content).decode("utf-8-sig")
+    [row] = list(csv.DictReader(io.StringIO(text)))
+    item = api.get(f"{API}/trades").json()["items"][0]
+    assert (row["entry_price"], row["entry_commission"], row["quantity"]) == ("622.40", "5.00", "10")
+    for column in ("quantity", "entry_price", "entry_commission", "exit_price", "fees", "pnl", "pnl_base"):
+        assert row[column] == item[column], column
+    # 3 x (622.30 - 622.40) - 1.25 - 5 x 3/10 = -3.05 (exact here); pnl_pct as plain digits.
+    assert row["pnl"] == "-3.05" and "e" not in row["pnl_pct"] and float(row["pnl_pct"]) == item["pnl_pct"]
+    text = b"".join(api.get(f"{API}/portfolio/snapshots/export").streaming_content).decode("utf-8-sig")
+    rows = list(csv.DictReader(io.StringIO(text)))
+    items = api.get(f"{API}/portfolio/snapshots").json()["items"]
+    for row, item in zip(rows, items, strict=True):
+        for column in ("value", "cash", "invested", "flows"):
+            assert row[column] == (item[column] or ""), column
+        for column in ("daily_return", "cumulative_return"):
+            assert "e" not in row[column].lower(), (column, row[column])
+            assert (float(row[column]) if row[column] else None) == item[column]
+    assert rows[1]["daily_return"].startswith("-0.0000")
+
+
+def test_the_upload_page_lists_fifty_problems_and_counts_the_rest(alice_client, usd_book, acme):
+    bad = FIFO_FILE + "".join(f"2024-01-05,buy,ACME,{n},x,,,,,\n" for n in range(1, 61))
+    response = alice_client.post("/trades/import/", {"portfolio": usd_book.pk,
+                                                     "file": SimpleUploadedFile("mine.csv", bad.encode())})
+    body = response.content.decode()
+    assert response.status_code == 400 and body.count("<li>row ") == 50 and "<li>and 10 more</li>" in body
+    assert not Trade.objects.exists() and not CashMovement.objects.exists()

@@ -217,7 +217,7 @@ def test_a_position_is_sold_first_in_first_out_from_the_overview(alice_client, a
     second = services.record_trade(portfolio=usd_book, user=alice, symbol="ACME", quantity=5, entry_price="103",
                                    entry_date=days[3])
     url = f"/portfolios/{usd_book.pk}/close-position/?instrument=XNYS:ACME&direction=long"
-    assert "11 entry shares open in 2 lots" in text(alice_client.get(url))
+    assert "11 shares held in 2 lots" in text(alice_client.get(url))
     response = alice_client.post(url, {"date": str(days[10]), "quantity": "8", "price": "111", "commission": "8"})
     assert response.status_code == 302
     first.refresh_from_db()
@@ -293,3 +293,202 @@ def test_the_admin_adds_cash_through_the_journal(admin_client_, usd_book):
     movement = CashMovement.objects.get()
     assert (movement.amount, movement.recorded_by.username) == (D(-1500), "carol")
     assert usd_book.__class__.objects.get(pk=usd_book.pk).snapshots_stale_from == dt.date(2024, 1, 3)
+
+
+# --- numbers in forms ------------------------------------------------------------------------------
+
+def input_value(body, name):
+    """The value="" of the <input name=...> on a page."""
+    match = re.search(rf'<input[^>]*name="{re.escape(name)}"[^>]*>', body)
+    assert match, name
+    value = re.search(r'value="([^"]*)"', match.group(0))
+    return value.group(1) if value else None
+
+
+def test_forms_prefill_plain_decimals_without_exponent_or_trailing_zeros(alice_client, alice, usd_book, series,
+                                                                           committed):
+    days = sessions("XNYS", dt.date(2024, 1, 2), 5)
+    series("ACME", "XNYS", {day: 100.0 for day in days})
+    services.update_portfolio(usd_book, starting_cash="100000")
+    with committed():
+        trade = services.record_trade(portfolio=usd_book, user=alice, symbol="ACME", quantity=250,
+                                      entry_price="99.50", entry_date=days[0], entry_commission="5")
+        services.close_trade(trade, user=alice, date=days[2], price="110", quantity=190, commission="1.5")
+        services.record_trade(portfolio=usd_book, user=alice, symbol="ACME", quantity=200, entry_price="100",
+                              entry_date=days[1])
+    # Decimal('60').normalize() is 6E+1, and a NumberInput wrote str() of it: 6E+1, 2.5E+2, 1E+5, 200.000000.
+    sell = text(alice_client.get(f"/portfolios/{usd_book.pk}/close-position/?instrument=XNYS:ACME&direction=long"))
+    assert input_value(sell, "quantity") == "260"  # 60 + 200 open
+    assert input_value(text(alice_client.get(f"/portfolios/{usd_book.pk}/")), "starting_cash") == "100000"
+    edit = text(alice_client.get(f"/trades/{trade.pk}/edit/"))
+    assert [input_value(edit, name) for name in ("quantity", "entry_price", "entry_commission")] == ["250", "99.5", "5"]
+    assert [input_value(edit, f"exits-0-{name}") for name in ("quantity", "price", "commission")] == ["190", "110", "1.5"]
+    second = Trade.objects.get(quantity=200)
+    assert input_value(text(alice_client.get(f"/trades/{second.pk}/edit/")), "quantity") == "200"
+
+
+def test_the_admin_change_form_shows_plain_decimals(admin_client_, month):
+    days, trade = month
+    body = text(admin_client_.get(reverse("admin:trades_trade_change", args=[trade.pk])))
+    assert [input_value(body, name) for name in ("quantity", "entry_price", "entry_commission")] == ["10", "100", "1"]
+    assert "2024-01-10 4 108 0" in body  # the exit lines
+
+
+def test_every_aria_describedby_points_at_an_element_of_the_page(alice_client, usd_book, series):
+    series("ACME", "XNYS", {dt.date(2024, 1, 5): 10.0})
+    response = alice_client.post("/trades/new/", {"portfolio": usd_book.pk, "symbol": "NOPE", "direction": "long",
+                                                  "quantity": "10", "entry_date": "2024-01-05", "entry_price": "10"})
+    body = text(response)
+    described = re.findall(r'aria-describedby="([^"]+)"', body)
+    assert described, "no field refers to its help or errors"
+    ids = set(re.findall(r'\bid="([^"]+)"', body))
+    for refs in described:
+        for ref in refs.split():
+            assert ref in ids, f"aria-describedby names {ref!r}, which is not on the page"
+    # The symbol's error list is the element its input names.
+    assert re.search(r'<ul class="errorlist" id="id_symbol_error"[^>]*>\s*<li>unknown symbol', body)
+    assert 'aria-describedby="id_symbol_error"' in body
+
+
+def test_a_cancelled_trade_shows_nothing_open(alice_client, api, alice, usd_book, series):
+    series("ACME", "XNYS", {dt.date(2024, 1, 5): 10.0})
+    trade = services.record_trade(portfolio=usd_book, user=alice, symbol="ACME", quantity=10, entry_price="10",
+                                  entry_date=dt.date(2024, 1, 5))
+    services.cancel_trade(trade, user=alice, reason="duplicate")
+    body = text(alice_client.get(f"/trades/{trade.pk}/"))
+    card = re.search(r'<span class="stat-label">Open</span>.*?</div>', body, re.S)
+    assert card is None or "of 10 entry shares" not in card.group(0)
+    assert re.search(r'<span class="stat-label">Cancelled</span><span class="stat-value small">nothing open</span>', body)
+    assert api.get(f"/api/v1/trades/{trade.pk}").json()["open_quantity"] == "0"
+    history = api.get(f"/api/v1/trades/{trade.pk}/history").json()
+    assert [v["open_quantity"] for v in history] == ["10", "0"]
+
+
+def test_the_chart_of_a_partly_closed_trade_runs_to_the_latest_bar(alice_client, alice, usd_book, series):
+    days = sessions("XNYS", dt.date(2024, 1, 2), 80)  # to late April
+    series("ACME", "XNYS", {day: 100.0 + i for i, day in enumerate(days)})
+    partial = services.record_trade(portfolio=usd_book, user=alice, symbol="ACME", quantity=10, entry_price="100",
+                                    entry_date=days[0])
+    services.close_trade(partial, user=alice, date=days[6], price="106", quantity=4)
+    untouched = services.record_trade(portfolio=usd_book, user=alice, symbol="ACME", quantity=10, entry_price="100",
+                                      entry_date=days[0])
+    closed = services.record_trade(portfolio=usd_book, user=alice, symbol="ACME", quantity=10, entry_price="100",
+                                   entry_date=days[0], exits=[{"date": days[6], "quantity": 10, "price": "106"}])
+
+    def last_bar(trade):
+        candles = figure(alice_client.get(f"/trades/{trade.pk}/"), "trade-chart")["data"][0]
+        assert candles["type"] == "candlestick"
+        return max(str(x)[:10] for x in candles["x"])
+
+    # Open trades run to the latest bar, partly closed or not; a closed one stops 30 days after its exit.
+    assert last_bar(partial) == last_bar(untouched) == str(days[-1])
+    assert last_bar(closed) == str(max(d for d in days if d <= days[6] + dt.timedelta(days=30)))
+
+
+@pytest.mark.parametrize("typed", ["05/01/2024", "5 Jan 2024", "20240105", "2024-W01-5"])
+def test_forms_take_iso_dates_only_as_the_import_does(alice_client, usd_book, series, typed):
+    series("ACME", "XNYS", {dt.date(2024, 1, 5): 10.0})
+    response = alice_client.post("/trades/new/", {"portfolio": usd_book.pk, "symbol": "ACME", "direction": "long",
+                                                  "quantity": "10", "entry_date": typed, "entry_price": "10"})
+    assert response.status_code == 400
+    assert f"&#x27;{typed}&#x27; is not a date (YYYY-MM-DD)" in field_block(text(response), "entry_date")
+    cash = alice_client.post(f"/portfolios/{usd_book.pk}/", {"action": "cash", "date": typed, "kind": "deposit",
+                                                             "amount": "10"})
+    assert "is not a date (YYYY-MM-DD)" in field_block(text(cash), "date")
+    assert not Trade.objects.exists() and not CashMovement.objects.exists()
+
+
+# --- signs of fees and commissions -----------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", ["fee", "deposit", "withdrawal", "dividend"])
+def test_a_negative_amount_is_refused_where_the_kind_gives_the_sign(alice_client, usd_book, kind):
+    # docs/journal.md: "Give the amount positive; the kind gives the sign".
+    url = f"/portfolios/{usd_book.pk}/"
+    response = alice_client.post(url, {"action": "cash", "date": "2024-01-03", "kind": kind, "amount": "-5"})
+    assert response.status_code == 400
+    assert "-5 is negative: give the amount positive" in field_block(text(response), "amount")
+    assert not CashMovement.objects.exists()
+    alice_client.post(url, {"action": "cash", "date": "2024-01-03", "kind": kind, "amount": "5"})
+    assert CashMovement.objects.get().amount == D(-5 if kind in ("fee", "withdrawal") else 5)
+
+
+def test_interest_keeps_the_sign_given(alice_client, usd_book):
+    alice_client.post(f"/portfolios/{usd_book.pk}/", {"action": "cash", "date": "2024-01-03", "kind": "interest",
+                                                      "amount": "-5"})
+    assert CashMovement.objects.get().amount == D(-5)  # interest paid
+
+
+def test_a_negative_commission_is_refused_next_to_its_field(alice_client, alice, usd_book, month):
+    days, trade = month
+    form = {"portfolio": usd_book.pk, "symbol": "ACME", "direction": "long", "quantity": "1",
+            "entry_date": str(days[1]), "entry_price": "10", "entry_commission": "-5"}
+    response = alice_client.post("/trades/new/", form)
+    assert "must not be negative" in field_block(text(response), "entry_commission")
+    response = alice_client.post(f"/trades/{trade.pk}/close/", {"exit_date": str(days[9]), "exit_price": "110",
+                                                                "exit_commission": "-5"})
+    assert "must not be negative" in field_block(text(response), "exit_commission")
+    url = f"/portfolios/{usd_book.pk}/close-position/?instrument=XNYS:ACME&direction=long"
+    response = alice_client.post(url, {"date": str(days[10]), "quantity": "2", "price": "111", "commission": "-5"})
+    assert response.status_code == 400
+    assert "must not be negative" in field_block(text(response), "commission")
+    assert TradeVersion.objects.filter(trade=trade).count() == 2  # nothing written
+
+
+def test_the_admin_refuses_a_negative_fee(admin_client_, usd_book):
+    response = admin_client_.post(reverse("admin:trades_cashmovement_add"), {
+        "portfolio": usd_book.pk, "date": "2024-01-03", "kind": "fee", "amount": "-5", "notes": ""})
+    assert response.status_code == 200 and "-5 is negative: give the amount positive" in text(response)
+    assert not CashMovement.objects.exists()
+
+
+def test_the_overview_takes_the_portfolio_by_id_or_name(alice_client, usd_book, aud_book, bob_book):
+    assert "<h1>Alice AU <span" in text(alice_client.get(f"/?portfolio={aud_book.pk}"))
+    assert "<h1>Alice US <span" in text(alice_client.get("/?portfolio=Alice%20US"))
+    assert alice_client.get(f"/?portfolio={bob_book.pk}").status_code == 404
+    assert alice_client.get("/?portfolio=Bob%20US").status_code == 404
+
+
+# --- every error at once ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("fields", "expected"), [
+    ({"symbol": "ZZZZ", "quantity": "-5"}, {"symbol": "unknown symbol &#x27;ZZZZ&#x27;",
+                                            "quantity": "must be more than 0",
+                                            "entry_date": "Sat 2024-01-06 is a weekend day, not a session"}),
+    ({"quantity": "-5", "entry_price": "-3"}, {"quantity": "must be more than 0",
+                                               "entry_price": "must be more than 0",
+                                               "entry_date": "Sat 2024-01-06 is not a XNYS session"}),
+    # A field the form cannot read, and one the journal refuses: both shown.
+    ({"symbol": "ZZZZ", "quantity": "ten"}, {"symbol": "unknown symbol &#x27;ZZZZ&#x27;",
+                                             "quantity": "Enter a number.",
+                                             "entry_date": "Sat 2024-01-06 is a weekend day, not a session"}),
+    ({"symbol": "ZZZZ", "quantity": ""}, {"symbol": "unknown symbol &#x27;ZZZZ&#x27;",
+                                          "quantity": "Give a quantity, or a % of equity to size it.",
+                                          "entry_date": "Sat 2024-01-06 is a weekend day, not a session"}),
+])
+def test_the_trade_form_shows_every_field_error_at_once(alice_client, usd_book, series, fields, expected):
+    series("ACME", "XNYS", {dt.date(2024, 1, 5): 10.0})
+    form = {"portfolio": usd_book.pk, "symbol": "ACME", "direction": "long", "quantity": "10",
+            "entry_date": "2024-01-06", "entry_price": "10", "entry_commission": "0", **fields}
+    response = alice_client.post("/trades/new/", form)
+    assert response.status_code == 400
+    body = text(response)
+    for name, message in expected.items():
+        assert message in field_block(body, name), name
+    assert body.count('class="errorlist"') == len(expected)
+    assert not Trade.objects.exists()
+
+
+def test_the_cash_form_shows_every_field_error_at_once(alice_client, usd_book):
+    response = alice_client.post(f"/portfolios/{usd_book.pk}/", {"action": "cash", "date": "2023-12-01",
+                                                                  "kind": "fee", "amount": "-5", "symbol": "NOPE"})
+    body = text(response)
+    assert "before the portfolio&#x27;s inception date" in field_block(body, "date")
+    assert "-5 is negative" in field_block(body, "amount")
+    assert "unknown symbol &#x27;NOPE&#x27;" in field_block(body, "symbol")
+
+
+def test_the_admin_lists_show_plain_decimals(admin_client_, month):
+    body = text(admin_client_.get(reverse("admin:trades_trade_changelist")))
+    assert '<td class="field-quantity">10</td>' in body and "10.000000" not in body
+    assert "Entry price" in body  # the column keeps its heading
+    assert "10.000000" not in text(admin_client_.get(reverse("admin:trades_tradeversion_changelist")))

@@ -11,7 +11,7 @@ import time_machine
 from django.core.management import call_command
 
 from marketdata.models import IngestRun
-from tests.trades.conftest import API, patch, post, sessions
+from tests.trades.conftest import API, patch, post, sessions, staff_schema
 from trades import daily, services
 from trades.models import Portfolio, PortfolioSnapshot
 
@@ -134,7 +134,10 @@ def test_a_commission_is_charged_once_per_leg_in_the_marks(api, alice, series):
     services.snapshot_portfolio(portfolio=book)
     assert snaps(book)[1].total_value == D("767.6972")  # 1,000 - 232.3028
     summary = api.get(f"{API}/portfolio/summary").json()
-    assert (summary["realised_pnl"], summary["total_pnl"]) == ("-232.3028", "-232.3028")  # not -464.6056
+    # Written to the cent (not -464.61); the stored P&L stays exact.
+    assert (summary["realised_pnl"], summary["total_pnl"]) == ("-232.30", "-232.30")
+    opened.refresh_from_db()
+    assert opened.pnl == D("-232.3028")
 
 
 def test_whole_shares_from_a_target_weight_leave_the_rest_in_cash(api, alice, series, committed):
@@ -352,3 +355,77 @@ def test_the_daily_hook_marks_the_books_of_the_exchange(alice, usd_book, aud_boo
 
 def test_the_daily_hook_is_in_the_default_chain(settings):
     assert "trades.daily.snapshot_portfolios" in settings.DAILY_HOOKS
+
+
+# --- number formats --------------------------------------------------------------------------------
+
+def test_positions_are_decimal_strings_and_money_is_to_the_cent(api, alice, usd_book, series, carol):
+    days = sessions("XNYS", dt.date(2024, 1, 2), 3)
+    series("ACME", "XNYS", dict(zip(days, [10.0, 10.5, 430.47])))
+    # 40 bought at 10.00 with 9.95; 15 sold at 10.50 with 9.95: 15 x 0.50 - 9.95 - 9.95 x 15/40 = -6.18125.
+    trade = buy(usd_book, alice, "ACME", 40, "10", days[0], entry_commission="9.95")
+    services.close_trade(trade, user=alice, date=days[1], price="10.5", quantity=15, commission="9.95")
+    services.snapshot_portfolio(portfolio=usd_book)
+    s = api.get(f"{API}/portfolio/summary").json()
+    [position] = s["open_positions"]
+    assert (position["quantity"], position["price"], position["average_price"]) == ("25", "430.47", "10.00")
+    # Stored exactly, written to the cent (half up): -6.18125 -> -6.18.
+    assert s["realised_pnl"] == "-6.18" and trade.__class__.objects.get().pnl == D("-6.18125")
+    # 25 x 430.47 = 10,761.75 less 25 x 10 + 9.95 x 25/40 = 256.21875 -> 10,505.53125 -> 10505.53.
+    assert (position["market_value"], position["cost"], position["unrealised_pnl"]) == ("10761.75", "256.22", "10505.53")
+    listed = api.get(f"{API}/trades").json()["items"][0]
+    assert (listed["pnl"], listed["pnl_base"], listed["fees"]) == ("-6.18", "-6.18", "19.90")
+    assert (listed["entry_commission"], listed["exits"][0]["commission"]) == ("9.95", "9.95")  # as typed
+    spec = staff_schema(carol)["PositionOut"]["properties"]
+    for name in ("quantity", "price", "average_price"):
+        text_type = spec[name] if "type" in spec[name] else spec[name]["anyOf"][0]
+        assert (text_type["type"], text_type["format"]) == ("string", "decimal"), name
+
+
+# --- prices newer than the stored snapshots --------------------------------------------------------
+
+def test_prices_loaded_after_the_last_mark_are_caught_up_and_said(api, alice, alice_client, usd_book, series,
+                                                                   committed):
+    days = sessions("XNYS", dt.date(2024, 1, 2), 10)
+    series("ACME", "XNYS", dict(zip(days[:4], [50.0, 51, 52, 53])))
+    with committed():
+        buy(usd_book, alice, "ACME", 10, "50", days[0])
+    assert snaps(usd_book)[-1].date == days[3]
+    # Newer bars from a file (marketdata ingest, not the daily chain): nothing marked the book.
+    series("ACME", "XNYS", dict(zip(days[4:8], [54.0, 55, 56, 57])))
+    body = alice_client.get("/").content.decode()  # its update is enqueued on commit (never, in this test)
+    assert ("Prices up to 2024-01-11 are stored; the stored snapshots end at 2024-01-05. They are being brought "
+            "up to date and these figures are computed on the fly meanwhile; <code>python manage.py snapshot "
+            "--portfolio \"Alice US\"</code> stores them now") in body
+    assert "marked to the close of Thu 11 Jan 2024" in body
+    s = api.get(f"{API}/portfolio/summary").json()
+    assert (s["prices_until"], s["snapshots_until"], s["snapshots_stale_from"]) == (
+        "2024-01-11", "2024-01-05", "2024-01-08")
+    assert s["notice"] == ("Prices up to 2024-01-11 are stored; the stored snapshots end at 2024-01-05. They are "
+                           "being brought up to date and these figures are computed on the fly meanwhile; "
+                           "`python manage.py snapshot --portfolio \"Alice US\"` stores them now (the daily "
+                           "chain does after each close).")
+    # Marked to the newest close on the fly: 9,500 cash + 10 x 57.
+    assert (s["valuation_date"], s["value"], s["computed"]) == ("2024-01-11", "10070.00", "on_the_fly")
+    call_command("snapshot", stdout=__import__("io").StringIO())  # what the notice says to run
+    s = api.get(f"{API}/portfolio/summary").json()
+    assert (s["computed"], s["notice"], s["snapshots_until"], s["snapshots_stale_from"]) == (
+        "stored", None, "2024-01-11", None)
+    # Next time the read itself brings them up to date: the mark enqueues the update when it commits.
+    series("ACME", "XNYS", dict(zip(days[8:], [58.0, 59])))
+    with committed():
+        assert alice_client.get("/").status_code == 200
+    assert snaps(usd_book)[-1].date == days[-1] and snaps(usd_book)[-1].total_value == D(10090)
+    assert "are stored; the stored snapshots end" not in alice_client.get("/").content.decode()
+
+
+def test_a_book_that_is_up_to_date_is_not_marked_again(api, alice, usd_book, series, committed,
+                                                       django_capture_on_commit_callbacks):
+    days = sessions("XNYS", dt.date(2024, 1, 2), 3)
+    series("ACME", "XNYS", dict(zip(days, [50.0, 51, 52])))
+    with committed():
+        buy(usd_book, alice, "ACME", 10, "50", days[0])
+    with django_capture_on_commit_callbacks() as callbacks:
+        s = api.get(f"{API}/portfolio/summary").json()
+    assert callbacks == [] and s["notice"] is None and s["computed"] == "stored"
+    assert Portfolio.objects.get(pk=usd_book.pk).snapshots_stale_from is None

@@ -1,5 +1,6 @@
 """The valuation inputs: panels and database give the same marks; splits through the journal."""
 import datetime as dt
+import re
 from decimal import Decimal
 
 import numpy as np
@@ -51,3 +52,26 @@ def test_a_split_between_entry_and_exit_is_undone(api, alice, usd_book, series):
     # 6,000 cash + 10 x 400; then 6,000 + 40 x 101 (not 10 x 101: a split is not a 75% loss); then sold.
     assert values == [D(10000), D(10040), D(10040)]
     assert api.get(f"{API}/portfolio/summary").json()["total_pnl"] == "40.00"
+
+
+def test_after_a_split_the_average_entry_is_on_the_shares_held(api, alice_client, alice, usd_book, series):
+    # 60 bought at 411.23; 7:1 then 4:1 splits: 1,680 shares held, so the average entry is 411.23 / 28.
+    days = sessions("XNYS", dt.date(2024, 1, 2), 3)
+    acme = series("ACME", "XNYS", dict(zip(days, [411.23, 58.75, 14.70])))
+    CorporateAction.objects.create(instrument=acme, kind="split", ex_date=days[1], ratio=7, source="test")
+    CorporateAction.objects.create(instrument=acme, kind="split", ex_date=days[2], ratio=4, source="test")
+    book_cash = services.update_portfolio(usd_book, starting_cash="30000")
+    services.record_trade(portfolio=book_cash, user=alice, symbol="ACME", quantity=60, entry_price="411.23",
+                          entry_date=days[0])
+    services.snapshot_portfolio(portfolio=usd_book)
+    [position] = api.get(f"{API}/portfolio/summary").json()["open_positions"]
+    # 60 x 411.23 = 24,673.80 paid for 1,680 shares: 14.686786 a share (to 6 places).
+    assert (position["quantity"], position["average_price"], position["price"]) == ("1680", "14.686786", "14.70")
+    # 1,680 x 14.70 = 24,696.00 against the 24,673.80 paid: +22.20, whatever the share basis.
+    assert (position["market_value"], position["cost"], position["unrealised_pnl"]) == ("24696.00", "24673.80", "22.20")
+    page = alice_client.get("/").content.decode()
+    assert re.search(r"<strong>ACME</strong>.*?>1,680<.*?>14\.69 <span", page, re.S)
+    # Sell offers the 1,680 shares held, not the 60 entry shares.
+    sell = alice_client.get(f"/portfolios/{usd_book.pk}/close-position/?instrument=XNYS:ACME&direction=long")
+    body = sell.content.decode()
+    assert re.search(r'name="quantity" value="1680"', body) and "1,680 shares held" in body

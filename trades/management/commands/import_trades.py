@@ -24,7 +24,7 @@ class Command(BaseCommand):
         try:
             result = import_trades(portfolio=portfolio, data=path.read_bytes(), name=path.name)
         except ImportRejected as exc:
-            lines = "\n".join(f"  {error}" for error in exc.errors)
+            lines = "\n".join(f"  {line}" for line in exc.lines)
             raise CommandError(f"{path.name}: rejected, nothing was imported:\n{lines}") from None
         self.stdout.write(
             f"{path.name}: {result.rows} rows into {portfolio.name}: {result.trades} trades opened, "
