@@ -13,6 +13,7 @@ DAILY_EXCHANGES = ("XASX", "XNYS")
 FAILED = (IngestRun.Status.FAILED, IngestRun.Status.PROVIDER_ERROR)
 CACHE_KEY = "marketdata:freshness"
 COVERAGE_KEY = "marketdata:coverage"
+HEALTH_KEY = "marketdata:health"
 CACHE_SECONDS = 60
 
 
@@ -131,13 +132,18 @@ def coverage():
     It aggregates every bar (about 0.3 s over 1.7 M bars on PostgreSQL), which the overview page
     cannot pay on every view; a minute old at most, and fresh after every ingest and daily run.
     """
-    rows = cache.get(COVERAGE_KEY)
-    if rows is None:
-        rows = list(PriceBar.objects.coverage_by_exchange())
-        cache.set(COVERAGE_KEY, rows, CACHE_SECONDS)
-    return rows
+    return cached(COVERAGE_KEY, lambda: list(PriceBar.objects.coverage_by_exchange()))
+
+
+def cached(key, compute):
+    """compute() through the cache for CACHE_SECONDS; forget() drops it after every ingest, run and review."""
+    value = cache.get(key)
+    if value is None:
+        value = compute()
+        cache.set(key, value, CACHE_SECONDS)
+    return value
 
 
 def forget():
     """Drop the cached freshness and coverage, so the next page reads the bars again (after an ingest)."""
-    cache.delete_many([CACHE_KEY, COVERAGE_KEY])
+    cache.delete_many([CACHE_KEY, COVERAGE_KEY, HEALTH_KEY])

@@ -11,6 +11,7 @@ from django.db import transaction
 
 from quant.flags import OHLC_INCONSISTENT, ZERO_PRICE
 
+from . import freshness
 from .models import BarCorrection, PriceBar
 
 SNAPSHOT_FIELDS = ("open", "high", "low", "close", "volume", "adj_factor", "flags", "quarantined", "reviewed")
@@ -90,6 +91,8 @@ def _locked(bar):
 
 
 def _record(bar, action, old, new, *, user, reason):
+    # The data page's cached tallies and the banner read the bars again once this commits.
+    transaction.on_commit(freshness.forget)
     return BarCorrection.objects.create(
         bar=bar, instrument_id=bar.instrument_id, date=bar.date, action=action, old_values=old,
         new_values=new, reason=(reason or "").strip(), changed_by=user if getattr(user, "pk", None) else None,
