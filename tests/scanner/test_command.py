@@ -79,6 +79,15 @@ def test_parameters_nest_and_read_json_values():
         "filters": {"min_price": {"USD": 10}, "sectors": ["Energy"]}}
 
 
+def test_a_param_changes_that_key_only(highs):
+    scan("--screen", "momentum_breakout", "--universe", "TEST", "--param", "filters.min_price.USD=10",
+         "--param", "filters.sectors=[\"Energy\"]")
+    filters = ScanRun.objects.get().params["filters"]
+    # The AUD minimum and the traded-value minimums are the defaults still.
+    assert filters["min_price"] == {"USD": 10.0, "AUD": 1.0} and filters["sectors"] == ["Energy"]
+    assert filters["min_dollar_volume"] == {"USD": 20e6, "AUD": 5e6}
+
+
 def test_from_and_to_replay_the_screen_and_print_the_forward_returns(highs):
     out = scan("--screen", "high_52w", "--universe", "TEST", "--from", DAYS[10].isoformat(), "--to",
                DAYS[-1].isoformat(), "--horizons", "1,5", "--param", "window=5", "--param", "filters={}")
