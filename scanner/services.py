@@ -408,7 +408,7 @@ def start_screen_backtest(*, source: ScanRun | ScanReplay, requested_by=None):
 
     The strategy's setup parameters are the screen's (quant.strategies.breakout.params_from_screen; its
     entry, stop and exit take their defaults), its universe is the screen's, its range the replay's, or
-    the BACKTEST_YEARS years to a scan's as-of date. Returns the queued BacktestRun, which runs when the
+    the BACKTEST_YEARS years to a scan's as-of date from no earlier than the panels' first date. Returns the queued BacktestRun, which runs when the
     request commits (strategies.services.start_backtest). Raises ScanError naming the problem: another
     screen, a universe of several codes, a request the backtest refuses.
     """
@@ -423,8 +423,8 @@ def start_screen_backtest(*, source: ScanRun | ScanReplay, requested_by=None):
     if isinstance(source, ScanReplay):
         start, end = source.start, source.end
     else:
-        end = source.as_of
-        start = _years_before(end, BACKTEST_YEARS)
+        # The years up to the scan, as the replay form proposes them (never before the data's first date).
+        start, end = replay_range(universe=source.universe, end=source.as_of)
         origin["as_of"] = end.isoformat()
     try:
         return backtests.start_backtest(strategy="breakout", params=params.model_dump(), universe=source.universe,

@@ -291,7 +291,8 @@ def replay_detail(request, replay_id):
             "horizons": horizons,
             "returns_json": mark_safe(market_charts.figure_json(charts.replay_figure(horizons))),
             "daily_json": mark_safe(market_charts.figure_json(charts.hits_per_day_figure(replay.daily))),
-            "hits": list(reversed(replay.hits[-REPLAY_HITS_SHOWN:])),
+            # The latest days first, each day's best score first (the stored order is by date, then score).
+            "hits": sorted(replay.hits[-REPLAY_HITS_SHOWN:], key=lambda h: (h["date"], h["score"] or 0), reverse=True),
             "fwd_keys": [f"fwd_{k}" for k in replay.horizons],
         })
     return render(request, "scanner/scanreplay_detail.html", context)

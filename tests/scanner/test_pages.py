@@ -160,6 +160,8 @@ def test_a_run_saved_from_its_page_runs_again_with_exactly_its_parameters(alice_
     run_from_the_form(alice_client, django_capture_on_commit_callbacks, screen="energy-highs", universe="", params="")
     again = ScanRun.objects.filter(saved_screen__name="energy-highs").get()
     assert again.params == run.params and again.params["filters"]["min_price"] == {"USD": 5.0}
+    page = alice_client.get(f"/scanner/runs/{again.pk}/").content.decode()
+    assert "No date asked: the latest session the data holds." in page and "Asked for" not in page
 
 
 def test_a_bad_screen_to_save_is_refused_with_a_message(alice_client, highs):
@@ -200,6 +202,21 @@ def test_backtest_this_screen_replays_it_and_shows_the_forward_returns(alice_cli
     assert "Benchmark" not in page
     listing = alice_client.get("/scanner/replays/").content.decode()
     assert f'href="/scanner/replays/{replay.pk}/"' in listing
+
+
+def test_a_replay_lists_its_latest_hits_first_and_each_day_s_best_first(alice_client, highs,
+                                                                        django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        response = alice_client.post("/scanner/replays/", {
+            "screen": "high_52w", "universe": "TEST", "start": DAYS[20].isoformat(), "end": DAYS[-1].isoformat(),
+            "horizons": "1", "params": PARAMS})  # only_new unchecked: every day on the list counts
+    page = alice_client.get(response["Location"]).content.decode()
+    rows = re.findall(r'<td class="nowrap">(\d{4}-\d\d-\d\d)</td><td><a [^>]*>[^<]*</a></td><td class="num">([\d.-]+)</td>',
+                      page)
+    shown = [(day, float(score)) for day, score in rows]
+    assert len({day for day, _ in shown}) < len(shown)  # some days have several hits
+    # It listed the lowest score of the latest day first.
+    assert shown == sorted(shown, reverse=True)
 
 
 def test_a_bad_replay_form_names_the_field(alice_client, highs):
