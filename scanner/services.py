@@ -219,7 +219,8 @@ def _note(entry, universe):
 
     if entry.get("unmatched"):
         sectors = ", ".join(repr(s) for s in entry["unmatched"])
-        known = ", ".join(entry["known"]) or "none (import_universe --details gives the S&P 500 its sectors)"
+        # Quoted: ASX industry groups hold commas ('Food, Beverage & Tobacco').
+        known = ", ".join(repr(k) for k in entry["known"]) or "none (import_universe --details gives the S&P 500 its sectors)"
         return f"No instrument of {universe} has sector {sectors}; known sectors: {known}."
     if entry["rule"] != "history":
         return ""

@@ -383,8 +383,8 @@ def test_a_sector_no_instrument_of_the_universe_has_is_named_in_the_funnel(secto
     assert run.status == "success", run.error
     sector = next(entry for entry in run.funnel if entry["rule"] == "sector")
     assert (sector["passed"], sector["unmatched"]) == (1, ["Enrgy"])
-    assert sector["note"] == ("No instrument of TEST has sector 'Enrgy'; known sectors: Energy, "
-                              "Information Technology.")
+    assert sector["note"] == ("No instrument of TEST has sector 'Enrgy'; known sectors: 'Energy', "
+                              "'Information Technology'.")
     assert hit_symbols(run) == ["OIL"]
 
 
