@@ -170,6 +170,13 @@ class ScreenParams(BaseModel):
         """Valid closes a name needs before it is judged (the screen's longest look back + 1)."""
         raise NotImplementedError
 
+    def history_window(self) -> int:
+        """Sessions the history rule counts valid closes over: the closes needed and a tenth more (at least
+        5 more), so a few missing bars are tolerated and the count is the same however far back the panel
+        goes (a scan and a replay of the same day agree)."""
+        need = self.history_sessions()
+        return need + max(need // 10, 5)
+
 
 LIQUID = Filters(min_price={"USD": 5.0, "AUD": 1.0}, min_dollar_volume={"USD": 20e6, "AUD": 5e6})
 
@@ -285,10 +292,10 @@ class ScreenResult:
 
         passed: names that pass this rule and every rule before it (the funnel); alone: members with data
         that pass this rule whatever the others say (which rule binds). A rule's `detail` is added as is.
-        The history rule says why each member with data fell short of the `needed` closes: `renamed` when
-        its history starts at a code change fewer than `needed` sessions before `day` (BR-13: the change is
-        the cause), else `short` with its valid closes, the sessions since its first close in the panel and
-        that first date (a recent listing, or missing bars).
+        The history rule says why each member with data fell short of `needed` valid closes in the last
+        `window` sessions: `renamed` when its history starts at a code change fewer than `needed` sessions
+        before `day` (BR-13: the change is the cause), else `short` with its valid closes, the sessions
+        they were counted over (fewer than `window` for a recent listing, with `first`, its first close).
         """
         row = self.rules[0].passed.index.get_loc(pd.Timestamp(day))
         cumulative = np.ones(self.rules[0].passed.shape[1], dtype=bool)
@@ -308,7 +315,7 @@ class ScreenResult:
     def _history_shortfall(self, rule, row, short):
         """{renamed: [...], short: [...]} for the members with data that failed the history rule on `row`."""
         names, dates = rule.passed.columns, rule.passed.index
-        needed = rule.detail.get("needed", 0)
+        needed, window = rule.detail.get("needed", 0), rule.detail.get("window", 0)
         has_close = self.rules[1].passed.to_numpy()[: row + 1]
         first_row = np.argmax(has_close, axis=0)  # the first session with a close (each name has one today)
         starts = self.history_start.reindex(names).to_numpy()
@@ -316,13 +323,18 @@ class ScreenResult:
         since_change = np.where(pd.isna(starts), np.iinfo(np.int64).max,
                                 row + 1 - dates[: row + 1].searchsorted(pd.DatetimeIndex(starts).fillna(dates[0])))
         renamed = short & (since_change < needed) & (since_change < row + 1)
-        closes = self.metrics["history"].to_numpy()[row] if "history" in self.metrics else np.zeros(len(names))
+        closes = self.metrics["history"].to_numpy()[row]
+        out = []
+        for i in np.flatnonzero(short & ~renamed):
+            sessions = int(min(window, row + 1 - first_row[i]))
+            entry = {"name": names[i], "closes": int(closes[i]), "sessions": sessions}
+            if sessions < window:  # its first close is inside the window: a recent listing
+                entry["first"] = dates[first_row[i]].date().isoformat()
+            out.append(entry)
         return {
             "renamed": [{"name": name, "history_start": pd.Timestamp(start).date().isoformat()}
                         for name, start in zip(names[renamed], starts[renamed])],
-            "short": [{"name": names[i], "closes": int(closes[i]), "sessions": int(row + 1 - first_row[i]),
-                       "first": dates[first_row[i]].date().isoformat()}
-                      for i in np.flatnonzero(short & ~renamed)],
+            "short": out,
         }
 
     def hits(self, day) -> pd.DataFrame:
@@ -486,10 +498,10 @@ def base_rules(panel: UniversePanel, params: ScreenParams, metrics: dict, shown:
         metrics["dollar_volume"] = traded
         shown.append(Metric("dollar_volume", f"Average traded value, {window} sessions", "money", f"Value {window}d"))
         rules.append(Rule("dollar_volume", labels["dollar_volume"], _frame_like(panel, ok)))
-    need = params.history_sessions()
-    metrics["history"] = panel.close.notna().cumsum().astype("float64")
-    rules.append(Rule("history", f"At least {need} sessions of history under the current code",
-                      metrics["history"] >= need, {"needed": need}))
+    need, window = params.history_sessions(), params.history_window()
+    metrics["history"] = panel.close.notna().astype("float64").rolling(window, min_periods=1).sum()
+    rules.append(Rule("history", f"At least {need} valid closes in the last {window} sessions, under the current code",
+                      metrics["history"] >= need, {"needed": need, "window": window}))
     return rules
 
 

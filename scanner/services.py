@@ -155,7 +155,7 @@ def _scan(run, *, check):
     if not run.context.get("as_of_given", True):
         latest = latest_session(run.universe)
         requested = min(requested, latest) if latest else requested
-    sessions = max(params.history_sessions(), SPARKLINE_SESSIONS)
+    sessions = max(params.history_window(), SPARKLINE_SESSIONS)
     groups, without_bars = load_universe(run.universe, start=window_start(requested, sessions), end=requested,
                                          benchmarks=getattr(params, "benchmark", None), check=check)
     tables, funnels = [], []
@@ -230,8 +230,9 @@ def _note(entry, universe):
                      f"another listing's): " + listed([f"{r['name']} since {r['history_start']}" for r in entry["renamed"]]) + ".")
     if entry.get("short"):
         names = [f"{s['name']} {s['closes']} since its first bar on {s['first']}" if s["sessions"] < needed
-                 else f"{s['name']} {s['closes']} in {s['sessions']} sessions (missing bars)" for s in entry["short"]]
-        parts.append(f"Too few valid closes ({needed} needed): {listed(names)}.")
+                 else f"{s['name']} {s['closes']} (missing bars)" for s in entry["short"]]
+        parts.append(f"Too few valid closes ({needed} needed in the last {entry.get('window', needed)} sessions): "
+                     f"{listed(names)}.")
     return " ".join(parts)
 
 
@@ -375,7 +376,7 @@ def run_replay(replay: ScanReplay, *, check: bool = True) -> ScanReplay:
         screen = quant_screens.SCREENS[replay.screen]
         ahead = max(replay.horizons)
         # After `end`, enough sessions to know the outcomes (never used by the screen's rules).
-        groups, without_bars = load_universe(replay.universe, start=window_start(replay.start, params.history_sessions()),
+        groups, without_bars = load_universe(replay.universe, start=window_start(replay.start, params.history_window()),
                                end=min(replay.end + dt.timedelta(days=math.ceil(ahead * 1.5) + 10),
                                        timezone.localdate()),
                                benchmarks=getattr(params, "benchmark", None), check=check)

@@ -327,22 +327,36 @@ def test_br13_no_12_month_return_from_a_history_that_starts_at_a_rename():
 
 
 def test_the_history_rule_names_a_code_change_only_when_it_is_recent_enough_to_be_the_cause():
-    # 12 sessions; the rule needs 5 closes (window 4 + 1). Under an old change (before the panel):
-    # OLD has gaps and 4 closes. NEW changed code 3 sessions ago. FRESH is a listing with 3 bars.
+    # 12 sessions; the rule needs 5 closes (window 4 + 1) in the last 10 sessions (5 more), rows 2 .. 11.
+    # OLD took its code in 2001 and has gaps: closes on rows 0, 3, 10, 11. NEW changed code on row 9.
+    # FRESH is a listing with 3 bars.
     close = frame({"OLD": [1, None, None, 1, None, None, None, None, None, None, 1, 1],
                    "NEW": [1.0] * 12, "FRESH": [None] * 9 + [1, 1, 1], "FULL": [1.0] * 12})
     starts = {"OLD": pd.Timestamp("2001-07-03"), "NEW": close.index[9]}
     panel = UniversePanel.build(close=close, history_start=starts)
     result = screens.fifty_two_week_high(panel, screens.FiftyTwoWeekHigh(filters=NOTHING, window=4))
     history = next(f for f in result.funnel(close.index[-1]) if f["rule"] == "history")
-    assert (history["passed"], history["needed"]) == (1, 5)
-    # NEW: 3 sessions since its change (rows 9..11) < 5: the change is the cause.
+    assert (history["passed"], history["needed"], history["window"]) == (1, 5, 10)
+    # NEW: 3 sessions since its change (rows 9 .. 11) < 5: the change is the cause.
     assert history["renamed"] == [{"name": "NEW", "history_start": close.index[9].date().isoformat()}]
-    # OLD: its 2001 change cannot explain it: 4 closes in the 12 sessions since its first one (missing bars).
+    # OLD: its 2001 change cannot explain it: 3 closes (rows 3, 10, 11) in the 10 sessions (missing bars).
     # FRESH: 3 closes since its first bar on row 9.
     assert history["short"] == [
-        {"name": "OLD", "closes": 4, "sessions": 12, "first": close.index[0].date().isoformat()},
+        {"name": "OLD", "closes": 3, "sessions": 10},
         {"name": "FRESH", "closes": 3, "sessions": 3, "first": close.index[9].date().isoformat()}]
+
+
+def test_the_history_rule_does_not_depend_on_how_far_back_the_panel_goes():
+    # The 5-session high needs 6 closes (window 5 + 1) in the last 11 sessions (6 + 5). GAP has a close
+    # every third session (rows 1, 4, .., 19): 4 in rows 9 .. 19, so it fails. Counted from the panel's
+    # first row it would have 7 and pass on the 20-row panel but not on the 11-row one.
+    close = frame({"GAP": [1.0 if i % 3 == 1 else None for i in range(20)], "FULL": [1.0] * 20})
+    params = screens.FiftyTwoWeekHigh(filters=NOTHING, window=5)
+    long_ = screens.fifty_two_week_high(UniversePanel.build(close=close), params)
+    short = screens.fifty_two_week_high(UniversePanel.build(close=close.iloc[-11:]), params)
+    counts = lambda result: [(f["rule"], f["passed"], f["alone"]) for f in result.funnel(close.index[-1])]  # noqa: E731
+    assert counts(long_) == counts(short)
+    assert [r.passed.iloc[-1].to_dict() for r in long_.rules if r.name == "history"] == [{"GAP": False, "FULL": True}]
 
 
 # --- relative strength and the equal-weight benchmark -------------------------------------------------------

@@ -37,7 +37,7 @@ def test_it_scans_one_screen_and_prints_the_funnel_and_the_hits(highs):
                                f"run #{run.pk} in ")
     assert lines[1:5] == ["       3  Member of the universe on the date",
                           "       3  Has a usable (not quarantined, > 0) close on the session",
-                          "       3  At least 6 sessions of history under the current code",
+                          "       3  At least 6 valid closes in the last 11 sessions, under the current code",
                           "       2  Close within 0% of the 5-session high"]
     assert lines[5].startswith("  #1   XNYS:LATE    score    0.048") and "ret_5 +4.76%" in lines[5]
     assert lines[6].startswith("  #2   XNYS:UP ")

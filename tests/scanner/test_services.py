@@ -205,8 +205,8 @@ def test_br13_no_12_month_return_for_qqq_in_april_2011_from_a_history_starting_i
 
 def test_a_history_that_is_short_for_missing_bars_is_not_blamed_on_an_old_code_change(universe):
     # GAPPY took its code in 2001 and has a bar every third session (rows 0, 3, .., 27); FRESH lists on
-    # row 26. The 12-session high needs 13 closes. As of row 27 (2023-02-08): GAPPY has 10 closes in the
-    # 28 sessions since its first one, FRESH 2 since 2023-02-07; neither is a code change's doing.
+    # row 26. The 12-session high needs 13 closes in the last 18 sessions (13 + 5). As of row 27
+    # (2023-02-08): GAPPY has 6 (rows 12, 15, .., 27), FRESH 2 since 2023-02-07; neither is a code change's doing.
     gappy = [None if i % 3 else 10.0 + i for i in range(30)]
     universe("TEST", {"GAPPY": gappy, "FULL": rising(30), "FRESH": [None] * 26 + rising(4)})
     SymbolChange.objects.create(exchange="XNYS", old_symbol="OLDG", new_symbol="GAPPY", date=dt.date(2001, 7, 3),
@@ -214,12 +214,12 @@ def test_a_history_that_is_short_for_missing_bars_is_not_blamed_on_an_old_code_c
     run = services.scan(screen="high_52w", universe="TEST", as_of=dt.date(2023, 2, 8),
                         params={"filters": {}, "window": 12})
     history = next(entry for entry in run.funnel if entry["rule"] == "history")
-    assert (history["passed"], history["needed"], history["renamed"]) == (1, 13, [])
+    assert (history["passed"], history["needed"], history["window"], history["renamed"]) == (1, 13, 18, [])
     assert history["short"] == [
         {"name": "XNYS:FRESH", "closes": 2, "sessions": 2, "first": "2023-02-07"},
-        {"name": "XNYS:GAPPY", "closes": 10, "sessions": 28, "first": "2023-01-02"}]
-    assert history["note"] == ("Too few valid closes (13 needed): XNYS:FRESH 2 since its first bar on 2023-02-07, "
-                               "XNYS:GAPPY 10 in 28 sessions (missing bars).")
+        {"name": "XNYS:GAPPY", "closes": 6, "sessions": 18}]
+    assert history["note"] == ("Too few valid closes (13 needed in the last 18 sessions): XNYS:FRESH 2 since its "
+                               "first bar on 2023-02-07, XNYS:GAPPY 6 (missing bars).")
 
 
 # --- no look-ahead ---------------------------------------------------------------------------------------------
