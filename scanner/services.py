@@ -220,14 +220,16 @@ def _note(entry, universe):
     if entry.get("unmatched"):
         sectors = ", ".join(repr(s) for s in entry["unmatched"])
         # Quoted: ASX industry groups hold commas ('Food, Beverage & Tobacco').
-        known = ", ".join(repr(k) for k in entry["known"]) or "none (import_universe --details gives the S&P 500 its sectors)"
+        known = (", ".join(repr(k) for k in entry["known"])
+                 or "none (import_universe --details gives the S&P 500 its sectors)")
         return f"No instrument of {universe} has sector {sectors}; known sectors: {known}."
     if entry["rule"] != "history":
         return ""
     needed, parts = entry.get("needed"), []
     if entry.get("renamed"):
+        names = [f"{r['name']} since {r['history_start']}" for r in entry["renamed"]]
         parts.append(f"History starts at a code change fewer than {needed} sessions ago (the older code's bars are "
-                     f"another listing's): " + listed([f"{r['name']} since {r['history_start']}" for r in entry["renamed"]]) + ".")
+                     f"another listing's): {listed(names)}.")
     if entry.get("short"):
         names = [f"{s['name']} {s['closes']} since its first bar on {s['first']}" if s["sessions"] < needed
                  else f"{s['name']} {s['closes']} (missing bars)" for s in entry["short"]]
@@ -295,9 +297,10 @@ def scan_daily(*, exchange: str, session: dt.date, run=None) -> dict:
 @transaction.atomic
 def save_screen(*, name: str, screen: str, universe: str, params: dict | None = None, daily: bool = True,
                 description: str = "", user=None) -> SavedScreen:
-    """Create or replace the saved screen `name`. `params` are overrides of the screen's defaults (merged
-    as a scan merges them); what is stored is the smallest overrides giving the same parameters, so the
-    full parameters of a run saved from its page keep exactly what that run used.
+    """Create or replace the saved screen `name`. `params` are overrides of the screen's defaults, merged
+    as a scan merges them; what is stored is the smallest overrides that give the same parameters
+    (quant.screens.param_overrides: a run's page posts its `overrides_of`, so the saved screen runs
+    with exactly that run's parameters).
 
     Raises ScanError naming the field: a bad name, an unknown screen or universe, a bad parameter.
     """
@@ -410,9 +413,10 @@ def start_screen_backtest(*, source: ScanRun | ScanReplay, requested_by=None):
 
     The strategy's setup parameters are the screen's (quant.strategies.breakout.params_from_screen; its
     entry, stop and exit take their defaults), its universe is the screen's, its range the replay's, or
-    the BACKTEST_YEARS years to a scan's as-of date from no earlier than the panels' first date. Returns the queued BacktestRun, which runs when the
-    request commits (strategies.services.start_backtest). Raises ScanError naming the problem: another
-    screen, a universe of several codes, a request the backtest refuses.
+    the BACKTEST_YEARS years to a scan's as-of date (from no earlier than the panels' first date). Returns
+    the queued BacktestRun, which runs when the request commits (strategies.services.start_backtest).
+    Raises ScanError naming the problem: another screen, a universe of several codes, a request the
+    backtest refuses.
     """
     if source.screen != "momentum_breakout":
         raise ScanError(f"the breakout strategy uses the momentum breakout's rules, not those of "
