@@ -13,8 +13,10 @@ class ScanIn(Schema):
                                     "high_52w, relative_strength")
     universe: Optional[str] = Field(None, description="SP500, ASX300 or SP500+ASX300; default: the saved screen's")
     as_of: Optional[dt.date] = Field(None, description="Default today; the latest session with data on or before it")
-    params: Optional[dict[str, Any]] = Field(None, description="Parameters over the saved or default ones, "
-                                                               "e.g. {\"top_percent\": 2}")
+    params: Optional[dict[str, Any]] = Field(
+        None, description="Overrides merged key by key into the saved or default parameters, e.g. {\"top_percent\": 2, "
+                          "\"filters\": {\"sectors\": [\"Energy\"]}} (the other filters keep their defaults); {} "
+                          "empties a group, null restores a default")
 
 
 class FunnelEntry(Schema):
