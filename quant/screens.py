@@ -170,6 +170,13 @@ class ScreenParams(BaseModel):
         """Valid closes a name needs before it is judged (the screen's longest look back + 1)."""
         raise NotImplementedError
 
+    def history_window(self) -> int:
+        """Sessions the history rule counts valid closes over: the closes needed and a tenth more (at least
+        5 more), so a few missing bars are tolerated and the count is the same however far back the panel
+        goes (a scan and a replay of the same day agree)."""
+        need = self.history_sessions()
+        return need + max(need // 10, 5)
+
 
 LIQUID = Filters(min_price={"USD": 5.0, "AUD": 1.0}, min_dollar_volume={"USD": 20e6, "AUD": 5e6})
 
@@ -239,11 +246,15 @@ class RelativeStrength(ScreenParams):
 
 @dataclass(frozen=True)
 class Rule:
-    """One rule of a screen: its key, a sentence a trader reads, and where it holds (dates x names)."""
+    """One rule of a screen: its key, a sentence a trader reads, and where it holds (dates x names).
+
+    detail: what the funnel adds to the rule's entry whatever the date (a sector filter's names that match
+    nothing in the panel, the history rule's closes needed)."""
 
     name: str
     label: str
     passed: pd.DataFrame
+    detail: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -277,11 +288,14 @@ class ScreenResult:
         return pd.DataFrame(passed, index=first.index, columns=first.columns)
 
     def funnel(self, day) -> list[dict]:
-        """[{rule, label, passed, alone}] on `day` (a date of the panel), in rule order.
+        """[{rule, label, passed, alone, ...detail}] on `day` (a date of the panel), in rule order.
 
         passed: names that pass this rule and every rule before it (the funnel); alone: members with data
-        that pass this rule whatever the others say (which rule binds). The history rule also lists the
-        names it dropped because their history starts at a code change (`renamed`, BR-13).
+        that pass this rule whatever the others say (which rule binds). A rule's `detail` is added as is.
+        The history rule says why each member with data fell short of `needed` valid closes in the last
+        `window` sessions: `renamed` when its history starts at a code change fewer than `needed` sessions
+        before `day` (BR-13: the change is the cause), else `short` with its valid closes, the sessions
+        they were counted over (fewer than `window` for a recent listing, with `first`, its first close).
         """
         row = self.rules[0].passed.index.get_loc(pd.Timestamp(day))
         cumulative = np.ones(self.rules[0].passed.shape[1], dtype=bool)
@@ -291,15 +305,37 @@ class ScreenResult:
             here = rule.passed.to_numpy()[row]
             cumulative &= here
             entry = {"rule": rule.name, "label": rule.label, "passed": int(cumulative.sum()),
-                     "alone": int((judged & here).sum()) if rule.name not in ("universe", "data") else int(cumulative.sum())}
+                     "alone": int((judged & here).sum()) if rule.name not in ("universe", "data") else int(cumulative.sum()),
+                     **rule.detail}
             if rule.name == "history":
-                short = judged & ~here
-                starts = self.history_start.reindex(rule.passed.columns).to_numpy()
-                renamed = short & ~pd.isna(starts)
-                entry["renamed"] = [{"name": name, "history_start": pd.Timestamp(start).date().isoformat()}
-                                    for name, start in zip(rule.passed.columns[renamed], starts[renamed])]
+                entry.update(self._history_shortfall(rule, row, judged & ~here))
             out.append(entry)
         return out
+
+    def _history_shortfall(self, rule, row, short):
+        """{renamed: [...], short: [...]} for the members with data that failed the history rule on `row`."""
+        names, dates = rule.passed.columns, rule.passed.index
+        needed, window = rule.detail.get("needed", 0), rule.detail.get("window", 0)
+        has_close = self.rules[1].passed.to_numpy()[: row + 1]
+        first_row = np.argmax(has_close, axis=0)  # the first session with a close (each name has one today)
+        starts = self.history_start.reindex(names).to_numpy()
+        # Sessions from the code change to the day: fewer than needed and the change explains the shortfall.
+        since_change = np.where(pd.isna(starts), np.iinfo(np.int64).max,
+                                row + 1 - dates[: row + 1].searchsorted(pd.DatetimeIndex(starts).fillna(dates[0])))
+        renamed = short & (since_change < needed) & (since_change < row + 1)
+        closes = self.metrics["history"].to_numpy()[row]
+        out = []
+        for i in np.flatnonzero(short & ~renamed):
+            sessions = int(min(window, row + 1 - first_row[i]))
+            entry = {"name": names[i], "closes": int(closes[i]), "sessions": sessions}
+            if sessions < window:  # its first close is inside the window: a recent listing
+                entry["first"] = dates[first_row[i]].date().isoformat()
+            out.append(entry)
+        return {
+            "renamed": [{"name": name, "history_start": pd.Timestamp(start).date().isoformat()}
+                        for name, start in zip(names[renamed], starts[renamed])],
+            "short": out,
+        }
 
     def hits(self, day) -> pd.DataFrame:
         """The names passing every rule on `day`: index name, columns rank (1 = best), score and every
@@ -398,8 +434,14 @@ def _per_name(panel, mapping):
     return panel.info["currency"].str.upper().map(mapping).astype("float64").to_numpy()
 
 
-def _amounts(mapping):
-    return ", ".join(f"{currency} {_short(amount)}" for currency, amount in sorted(mapping.items()))
+def _amounts(mapping, currencies):
+    """'AUD 1, USD 5' for the currencies the panel's names trade in (a minimum in another currency filters
+    nobody here, so it is not named); '; EUR not filtered' for a currency without a minimum."""
+    listed = ", ".join(f"{c} {_short(a)}" for c, a in sorted(mapping.items()) if c in currencies)
+    free = sorted(c for c in currencies if c and c not in mapping)
+    if not listed:
+        return f"(no minimum for {', '.join(free) or 'these names'})"
+    return listed + (f"; {', '.join(free)} not filtered" if free else "")
 
 
 def _short(amount):
@@ -409,10 +451,20 @@ def _short(amount):
     return f"{amount:g}"
 
 
+def filter_labels(filters: Filters, currencies) -> dict[str, str]:
+    """The labels of the price and traded-value rules for names trading in `currencies` (a universe spread
+    over several panels is labelled once, with all of its currencies)."""
+    currencies = {str(c).upper() for c in currencies}
+    return {"price": f"Close as traded at least {_amounts(filters.min_price, currencies)}",
+            "dollar_volume": f"Average traded value over {filters.dollar_volume_window} sessions at least "
+                             f"{_amounts(filters.min_dollar_volume, currencies)}"}
+
+
 def base_rules(panel: UniversePanel, params: ScreenParams, metrics: dict, shown: list) -> list[Rule]:
     """universe, data, then the generic filters that are set, then history (in that order)."""
     filters = params.filters
     has_close = panel.close.notna()
+    labels = filter_labels(filters, set(panel.info["currency"]))
     rules = [
         Rule("universe", "Member of the universe on the date", panel.members),
         Rule("data", "Has a usable (not quarantined, > 0) close on the session", has_close),
@@ -426,15 +478,18 @@ def base_rules(panel: UniversePanel, params: ScreenParams, metrics: dict, shown:
         rules.append(Rule("exchange", f"Listed on {', '.join(sorted(wanted))}",
                           _frame_like(panel, np.broadcast_to(mask, panel.close.shape))))
     if filters.sectors:
-        wanted = {s.casefold() for s in filters.sectors}
-        mask = panel.info["sector"].str.casefold().isin(wanted).to_numpy()
+        sectors = panel.info["sector"].map(_sector_key)
+        mask = sectors.isin({_sector_key(s) for s in filters.sectors}).to_numpy()
+        # A sector nobody in the panel has is most likely a typo or another taxonomy: say so, with the known ones.
+        unmatched = [s for s in filters.sectors if _sector_key(s) not in set(sectors)]
+        known = sorted({s for s in panel.info["sector"] if s.strip()})
         rules.append(Rule("sector", f"Sector is {', '.join(sorted(filters.sectors))}",
-                          _frame_like(panel, np.broadcast_to(mask, panel.close.shape))))
+                          _frame_like(panel, np.broadcast_to(mask, panel.close.shape)),
+                          {"unmatched": unmatched, "known": known}))
     if filters.min_price:
         floor = _per_name(panel, filters.min_price)
         ok = (panel.raw_close.to_numpy() >= floor) | np.isnan(floor)
-        rules.append(Rule("price", f"Close as traded at least {_amounts(filters.min_price)}",
-                          _frame_like(panel, ok & has_close.to_numpy())))
+        rules.append(Rule("price", labels["price"], _frame_like(panel, ok & has_close.to_numpy())))
     if filters.min_dollar_volume:
         window = filters.dollar_volume_window
         traded = dollar_volume(panel, window)
@@ -442,13 +497,17 @@ def base_rules(panel: UniversePanel, params: ScreenParams, metrics: dict, shown:
         ok = (traded.to_numpy() >= floor) | (np.isnan(floor) & has_close.to_numpy())
         metrics["dollar_volume"] = traded
         shown.append(Metric("dollar_volume", f"Average traded value, {window} sessions", "money", f"Value {window}d"))
-        rules.append(Rule("dollar_volume", f"Average traded value over {window} sessions at least "
-                                           f"{_amounts(filters.min_dollar_volume)}", _frame_like(panel, ok)))
-    need = params.history_sessions()
-    metrics["history"] = panel.close.notna().cumsum().astype("float64")
-    rules.append(Rule("history", f"At least {need} sessions of history under the current code",
-                      metrics["history"] >= need))
+        rules.append(Rule("dollar_volume", labels["dollar_volume"], _frame_like(panel, ok)))
+    need, window = params.history_sessions(), params.history_window()
+    metrics["history"] = panel.close.notna().astype("float64").rolling(window, min_periods=1).sum()
+    rules.append(Rule("history", f"At least {need} valid closes in the last {window} sessions, under the current code",
+                      metrics["history"] >= need, {"needed": need, "window": window}))
     return rules
+
+
+def _sector_key(text):
+    """Sectors compare without case and with runs of spaces as one ('Health  care ' is 'Health Care')."""
+    return " ".join(str(text).split()).casefold()
 
 
 # --- the screens -----------------------------------------------------------------------------------------
@@ -634,12 +693,58 @@ SCREENS = {
 }
 
 
-def screen_params(key: str, values: dict | None = None) -> ScreenParams:
-    """The validated parameters of screen `key` from `values` (missing keys take the defaults).
+def screen_params(key: str, *overrides: dict | None) -> ScreenParams:
+    """The validated parameters of screen `key`: its defaults with each of `overrides` merged over them in
+    turn (`merge_params`: key by key, at every level, so `{"filters": {"sectors": [...]}}` keeps the default
+    price and traded-value minimums).
 
     Raises KeyError for an unknown screen and pydantic.ValidationError naming the bad field.
     """
-    return SCREENS[key].params.model_validate(values or {})
+    model = SCREENS[key].params
+    values = model().model_dump(mode="json")
+    for override in overrides:
+        values = merge_params(values, override)
+    return model.model_validate(values)
+
+
+def merge_params(base: dict, overrides: dict | None) -> dict:
+    """`overrides` merged into a copy of `base`: a key given replaces that key only.
+
+    An object merges key by key into the object it replaces, at any depth ({"filters": {"min_price":
+    {"USD": 10}}} changes the USD minimum and keeps the AUD one and every other filter); an empty object
+    empties it ({"filters": {}}: no filter; {"min_price": {}}: no price minimum); null removes the key, so
+    the parameter's default applies ({"min_price": {"AUD": null}}: no AUD minimum); anything else (a
+    number, a list) replaces the value.
+    """
+    out = dict(base)
+    for key, value in (overrides or {}).items():
+        if value is None:
+            out.pop(key, None)
+        elif isinstance(value, dict) and value and isinstance(out.get(key), dict):
+            out[key] = merge_params(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def param_overrides(params: ScreenParams, base: ScreenParams | None = None) -> dict:
+    """The smallest overrides that `merge_params` turns `base` (default: the screen's defaults) into
+    `params`: what a saved screen stores, and what a form shows as the changes from the defaults."""
+    base = base if base is not None else type(params)()
+    return _difference(base.model_dump(mode="json"), params.model_dump(mode="json"))
+
+
+def _difference(base, target):
+    out = {key: None for key in base if key not in target}
+    for key, value in target.items():
+        before = base.get(key)
+        if key in base and value == before:
+            continue
+        if isinstance(value, dict) and value and isinstance(before, dict):
+            out[key] = _difference(before, value)
+        else:
+            out[key] = value
+    return out
 
 
 # --- replay ----------------------------------------------------------------------------------------------

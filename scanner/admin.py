@@ -21,7 +21,7 @@ class SavedScreenForm(forms.ModelForm):
             if data.get("universe"):
                 data["universe"] = "+".join(services.universe_codes(data["universe"]))
             if data.get("screen"):
-                services.validated_params(data["screen"], data.get("params") or {})
+                services.requested_params(data["screen"], data.get("params") or {})
         except services.ScanError as exc:
             self.add_error("params" if (exc.field or "").startswith("params") else exc.field or None, str(exc))
         return data

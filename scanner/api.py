@@ -62,9 +62,9 @@ def create_scan(request, payload: ScanIn):
 @router.get("/results", response={200: ResultsOut, **ERRORS, 404: Message})
 def get_results(request, run: Optional[int] = None, as_of: Optional[dt.date] = None, screen: Optional[str] = None,
                 universe: Optional[str] = None):
-    """A scan's funnel and hits. Default: the latest successful run (of `screen` and `universe` if given);
-    `as_of`: the latest successful run as of that date or the nearest session before; `run`: that run,
-    whatever its status (a queued or failed run has no hits)."""
+    """A scan's funnel and hits. Default: the successful run created last, whatever its as-of date (of
+    `screen` and `universe` if given); `as_of`: the successful run as of that date or the nearest session
+    before; `run`: that run, whatever its status (a queued or failed run has no hits)."""
     if run is not None:
         found = ScanRun.objects.for_list().filter(pk=run).first()
         if found is None:

@@ -76,12 +76,20 @@ def universe_calendars(universe: str) -> set[str]:
 
 def latest_session(universe: str) -> dt.date | None:
     """The last date the panels hold for any exchange the universe's members are listed on (None: none)."""
+    return data_span(universe)[1]
+
+
+def data_span(universe: str) -> tuple[dt.date | None, dt.date | None]:
+    """(first, last) date the panels hold for the exchanges the universe's members are listed on
+    ((None, None): no panels yet)."""
     exchanges = set()
     for code in universe_codes(universe):
         exchanges |= set(universes.member_intervals(code)["exchange"])
-    days = [entry["last_date"] for exchange in exchanges for entry in (read_manifest(exchange) or {}).get(
-        "files", {}).values() if entry.get("last_date")]
-    return dt.date.fromisoformat(max(days)) if days else None
+    entries = [entry for exchange in exchanges for entry in (read_manifest(exchange) or {}).get("files", {}).values()]
+    firsts = [entry["first_date"] for entry in entries if entry.get("first_date")]
+    lasts = [entry["last_date"] for entry in entries if entry.get("last_date")]
+    return (dt.date.fromisoformat(min(firsts)) if firsts else None,
+            dt.date.fromisoformat(max(lasts)) if lasts else None)
 
 
 def window_start(as_of: dt.date, sessions: int) -> dt.date:

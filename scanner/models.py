@@ -28,6 +28,11 @@ class OfScreen:
     def screen_label(self):
         return screen_label(self.screen)
 
+    @property
+    def params_json(self):
+        """The parameters as indented JSON, keys sorted (how the pages show them)."""
+        return json.dumps(self.params, indent=1, sort_keys=True)
+
 
 class SavedScreen(models.Model):
     """A screen with its parameters and universe under a name; `daily` ones run after each ingest."""
@@ -71,16 +76,18 @@ class ScanRunQuerySet(models.QuerySet):
         return self.filter(models.Q(saved_screen__name=name) | models.Q(saved_screen__isnull=True, screen=name))
 
     def latest_result(self, *, screen=None, universe=None, as_of=None):
-        """The run the results page and API show by default: the latest successful one, optionally of one
-        screen (saved name or built-in key) and universe, and as of `as_of` or the nearest date before."""
+        """The run the results page and API show by default: the successful run created last (the scan the
+        trader ran last, whatever its date), optionally of one screen (saved name or built-in key) and
+        universe. With `as_of`: the run as of that date or the nearest date before (the last created of
+        those on that date)."""
         runs = self.successful().for_list()
         if screen:
             runs = runs.named(screen)
         if universe:
             runs = runs.filter(universe=universe.strip().upper())
         if as_of:
-            runs = runs.filter(as_of__lte=as_of)
-        return runs.order_by("-as_of", "-created_at", "-id").first()
+            return runs.filter(as_of__lte=as_of).order_by("-as_of", "-created_at", "-id").first()
+        return runs.order_by("-created_at", "-id").first()
 
 
 class ScanRun(OfScreen, Job):
@@ -108,10 +115,6 @@ class ScanRun(OfScreen, Job):
 
     def __str__(self):
         return f"{self.name} {self.universe} {self.as_of}"
-
-    @property
-    def params_json(self):
-        return json.dumps(self.params, indent=1, sort_keys=True)
 
     def previous(self):
         """The run this one is compared with: the latest successful run before `as_of` of the same saved

@@ -13,8 +13,10 @@ class ScanIn(Schema):
                                     "high_52w, relative_strength")
     universe: Optional[str] = Field(None, description="SP500, ASX300 or SP500+ASX300; default: the saved screen's")
     as_of: Optional[dt.date] = Field(None, description="Default today; the latest session with data on or before it")
-    params: Optional[dict[str, Any]] = Field(None, description="Parameters over the saved or default ones, "
-                                                               "e.g. {\"top_percent\": 2}")
+    params: Optional[dict[str, Any]] = Field(
+        None, description="Overrides merged key by key into the saved or default parameters, e.g. {\"top_percent\": 2, "
+                          "\"filters\": {\"sectors\": [\"Energy\"]}} (the other filters keep their defaults); {} "
+                          "empties a group, null restores a default")
 
 
 class FunnelEntry(Schema):
@@ -22,8 +24,17 @@ class FunnelEntry(Schema):
     label: str
     passed: int = Field(description="Names passing this rule and every rule before it")
     alone: int = Field(description="Members with data passing this rule whatever the others say")
+    note: Optional[str] = Field(None, description="What the counts alone do not say: a sector no instrument of "
+                                                   "the universe has, the names short of history and why")
+    needed: Optional[int] = Field(None, description="history rule: the valid closes a name needs")
     renamed: Optional[list[dict[str, str]]] = Field(
-        None, description="history rule: names left out because their history starts at a code change")
+        None, description="history rule: names left out because their history starts at a code change fewer "
+                          "than `needed` sessions ago ({name, history_start})")
+    short: Optional[list[dict[str, Any]]] = Field(
+        None, description="history rule: the other names left out, {name, closes, sessions, first}: their valid "
+                          "closes, the sessions since their first close in the window and its date")
+    unmatched: Optional[list[str]] = Field(None, description="sector rule: sectors no instrument of the universe has")
+    known: Optional[list[str]] = Field(None, description="sector rule: the sectors the universe's instruments have")
 
 
 class MetricInfo(Schema):

@@ -21,7 +21,9 @@ from quant import screens as quant_screens
 from quant.strategies.breakout import params_from_screen
 from strategies import services as backtests
 
-from .loading import ScanError, latest_session, load_universe, universe_calendars, universe_codes, window_start
+from .loading import (
+    ScanError, data_span, latest_session, load_universe, universe_calendars, universe_codes, window_start,
+)
 from .models import SavedScreen, ScanHit, ScanReplay, ScanRun
 
 log = logging.getLogger(__name__)
@@ -52,25 +54,36 @@ def resolve_screen(name: str) -> tuple[str, SavedScreen | None]:
 
 
 def validated_params(screen: str, values: dict | None) -> quant_screens.ScreenParams:
-    """The screen's parameters from `values` over its defaults; ScanError naming the first bad field."""
-    if values is not None and not isinstance(values, dict):
-        raise ScanError("params must be an object of parameter names and values", field="params")
+    """The screen's parameters from a run's complete `values` (what a run stored); ScanError naming the
+    first bad field. A request's overrides go through `requested_params`."""
+    return _checked(lambda: quant_screens.SCREENS[screen].params.model_validate(values or {}), values)
+
+
+def requested_params(screen: str, *layers: dict | None) -> quant_screens.ScreenParams:
+    """The parameters a request runs with: the screen's defaults, then each layer (a saved screen's
+    parameters, the request's overrides) merged over them key by key at every level
+    (quant.screens.merge_params). ScanError naming the first bad field."""
+    return _checked(lambda: quant_screens.screen_params(screen, *layers), *layers)
+
+
+def overrides_of(source, *, saved: SavedScreen | None = None) -> dict:
+    """The smallest overrides that give a run's or replay's parameters: over the saved screen's
+    parameters when `saved` is given, else over the screen's defaults (what a form pre-fills and what
+    "Save screen" stores)."""
+    base = requested_params(source.screen, saved.params) if saved is not None else None
+    return quant_screens.param_overrides(validated_params(source.screen, source.params), base)
+
+
+def _checked(build, *layers):
+    for values in layers:
+        if values is not None and not isinstance(values, dict):
+            raise ScanError("params must be an object of parameter names and values", field="params")
     try:
-        return quant_screens.screen_params(screen, values or {})
+        return build()
     except pydantic.ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"])
         raise ScanError(f"{where or 'params'}: {first['msg']}", field=f"params.{where}" if where else "params") from None
-
-
-def _merged(saved, overrides):
-    params = dict(saved.params) if saved else {}
-    for key, value in (overrides or {}).items():
-        if key == "filters" and isinstance(value, dict) and isinstance(params.get("filters"), dict):
-            params["filters"] = {**params["filters"], **value}
-        else:
-            params[key] = value
-    return params
 
 
 # --- one scan --------------------------------------------------------------------------------------------
@@ -87,7 +100,7 @@ def start_scan(*, screen: str, universe: str | None = None, as_of: dt.date | Non
     kind, saved = resolve_screen(screen)
     universe = (universe or (saved.universe if saved else "")).strip().upper()
     codes = universe_codes(universe)
-    model = validated_params(kind, _merged(saved, params))
+    model = requested_params(kind, saved.params if saved else None, params)
     today = timezone.localdate()
     given, as_of = as_of is not None, as_of or today
     if as_of > today:
@@ -142,7 +155,7 @@ def _scan(run, *, check):
     if not run.context.get("as_of_given", True):
         latest = latest_session(run.universe)
         requested = min(requested, latest) if latest else requested
-    sessions = max(params.history_sessions(), SPARKLINE_SESSIONS)
+    sessions = max(params.history_window(), SPARKLINE_SESSIONS)
     groups, without_bars = load_universe(run.universe, start=window_start(requested, sessions), end=requested,
                                          benchmarks=getattr(params, "benchmark", None), check=check)
     tables, funnels = [], []
@@ -167,19 +180,62 @@ def _scan(run, *, check):
                     metrics={key: _number(row[key]) for key in metric_keys if key in row},
                     sparkline=row["sparkline"])
             for rank, (_, row) in enumerate(hits.iterrows(), start=1)]
-    return rows, _add_funnels(funnels), context
+    currencies = {c for group in groups for c in group.panel.info["currency"]}
+    return rows, _add_funnels(funnels, universe=run.universe, filters=params.filters, currencies=currencies), context
 
 
-def _add_funnels(funnels):
-    """One funnel for the universe: each rule's counts summed over the calendars' funnels."""
+def _add_funnels(funnels, *, universe, filters, currencies):
+    """One funnel for the universe: each rule's counts summed over the calendars' funnels and the names it
+    left out joined; the price rules' labels name the universe's currencies; a rule that needs a word
+    (a sector nobody has, names short of history) gets a `note`."""
     total = [dict(entry) for entry in funnels[0]]
     for other in funnels[1:]:
         for entry, more in zip(total, other):
             entry["passed"] += more["passed"]
             entry["alone"] += more["alone"]
-            if "renamed" in entry:
-                entry["renamed"] = entry["renamed"] + more.get("renamed", [])
+            for key in ("renamed", "short"):
+                if key in entry:
+                    entry[key] = entry[key] + more.get(key, [])
+            if "unmatched" in entry:
+                entry["unmatched"] = [s for s in entry["unmatched"] if s in more.get("unmatched", [])]
+                entry["known"] = sorted(set(entry["known"]) | set(more.get("known", [])))
+    labels = quant_screens.filter_labels(filters, currencies)
+    for entry in total:
+        entry["label"] = labels.get(entry["rule"], entry["label"])
+        note = _note(entry, universe)
+        if note:
+            entry["note"] = note
     return total
+
+
+NOTE_NAMES = 10  # names a funnel note lists before "and N more"
+
+
+def _note(entry, universe):
+    """The sentence under a funnel rule that explains what the counts alone do not."""
+    def listed(items):
+        more = len(items) - NOTE_NAMES
+        return ", ".join(items[:NOTE_NAMES]) + (f" and {more} more" if more > 0 else "")
+
+    if entry.get("unmatched"):
+        sectors = ", ".join(repr(s) for s in entry["unmatched"])
+        # Quoted: ASX industry groups hold commas ('Food, Beverage & Tobacco').
+        known = (", ".join(repr(k) for k in entry["known"])
+                 or "none (import_universe --details gives the S&P 500 its sectors)")
+        return f"No instrument of {universe} has sector {sectors}; known sectors: {known}."
+    if entry["rule"] != "history":
+        return ""
+    needed, parts = entry.get("needed"), []
+    if entry.get("renamed"):
+        names = [f"{r['name']} since {r['history_start']}" for r in entry["renamed"]]
+        parts.append(f"History starts at a code change fewer than {needed} sessions ago (the older code's bars are "
+                     f"another listing's): {listed(names)}.")
+    if entry.get("short"):
+        names = [f"{s['name']} {s['closes']} since its first bar on {s['first']}" if s["sessions"] < needed
+                 else f"{s['name']} {s['closes']} (missing bars)" for s in entry["short"]]
+        parts.append(f"Too few valid closes ({needed} needed in the last {entry.get('window', needed)} sessions): "
+                     f"{listed(names)}.")
+    return " ".join(parts)
 
 
 def _number(value):
@@ -217,7 +273,7 @@ def scan_daily(*, exchange: str, session: dt.date, run=None) -> dict:
         try:
             if calendar not in universe_calendars(saved.universe):
                 continue
-            params = validated_params(saved.screen, saved.params).model_dump(mode="json")
+            params = requested_params(saved.screen, saved.params).model_dump(mode="json")
         except ScanError as exc:
             skipped.append({"screen": saved.name, "reason": str(exc)})
             continue
@@ -241,7 +297,10 @@ def scan_daily(*, exchange: str, session: dt.date, run=None) -> dict:
 @transaction.atomic
 def save_screen(*, name: str, screen: str, universe: str, params: dict | None = None, daily: bool = True,
                 description: str = "", user=None) -> SavedScreen:
-    """Create or replace the saved screen `name` (its parameters stored as given, validated first).
+    """Create or replace the saved screen `name`. `params` are overrides of the screen's defaults, merged
+    as a scan merges them; what is stored is the smallest overrides that give the same parameters
+    (quant.screens.param_overrides: a run's page posts its `overrides_of`, so the saved screen runs
+    with exactly that run's parameters).
 
     Raises ScanError naming the field: a bad name, an unknown screen or universe, a bad parameter.
     """
@@ -260,9 +319,9 @@ def save_screen(*, name: str, screen: str, universe: str, params: dict | None = 
     if key not in quant_screens.SCREENS:
         raise ScanError(f"unknown screen {screen!r} (known: {', '.join(quant_screens.SCREENS)})", field="screen")
     codes = universe_codes(universe)
-    validated_params(key, params)
+    overrides = quant_screens.param_overrides(requested_params(key, params))
     saved, _ = SavedScreen.objects.update_or_create(name=name, defaults={
-        "screen": key, "universe": "+".join(codes), "params": params or {}, "daily": daily,
+        "screen": key, "universe": "+".join(codes), "params": overrides, "daily": daily,
         "description": description[:200], "created_by": user})
     return saved
 
@@ -275,7 +334,7 @@ def start_replay(*, screen: str, start: dt.date, end: dt.date, universe: str | N
     """Check a replay request and record it as a queued ScanReplay. Raises ScanError naming the field."""
     kind, saved = resolve_screen(screen)
     codes = universe_codes((universe or (saved.universe if saved else "")).strip())
-    model = validated_params(kind, _merged(saved, params))
+    model = requested_params(kind, saved.params if saved else None, params)
     if start is None or end is None:
         raise ScanError("give a start and an end date", field="start" if start is None else "end")
     if start > end:
@@ -295,6 +354,19 @@ def start_replay(*, screen: str, start: dt.date, end: dt.date, universe: str | N
         only_new=only_new, params=model.model_dump(mode="json"), requested_by=requested_by)
 
 
+def replay_range(*, universe: str, end: dt.date | None = None) -> tuple[dt.date, dt.date]:
+    """The dates the replay form proposes: BACKTEST_YEARS years up to `end` (a scan's as-of date; default
+    the latest session the universe's panels hold, else today), starting no earlier than the panels' first
+    date. An unknown universe gets the years up to today."""
+    try:
+        first, last = data_span(universe)
+    except ScanError:
+        first, last = None, None
+    end = end or last or timezone.localdate()
+    start = _years_before(end, BACKTEST_YEARS)
+    return (max(start, first) if first and first < end else start), end
+
+
 def run_replay(replay: ScanReplay, *, check: bool = True) -> ScanReplay:
     """Replay the screen day by day over [start, end] with point-in-time members and record its hits'
     forward returns against the universe (quant.screens.replay_many). Failures end `failed` with the
@@ -307,7 +379,7 @@ def run_replay(replay: ScanReplay, *, check: bool = True) -> ScanReplay:
         screen = quant_screens.SCREENS[replay.screen]
         ahead = max(replay.horizons)
         # After `end`, enough sessions to know the outcomes (never used by the screen's rules).
-        groups, without_bars = load_universe(replay.universe, start=window_start(replay.start, params.history_sessions()),
+        groups, without_bars = load_universe(replay.universe, start=window_start(replay.start, params.history_window()),
                                end=min(replay.end + dt.timedelta(days=math.ceil(ahead * 1.5) + 10),
                                        timezone.localdate()),
                                benchmarks=getattr(params, "benchmark", None), check=check)
@@ -341,9 +413,10 @@ def start_screen_backtest(*, source: ScanRun | ScanReplay, requested_by=None):
 
     The strategy's setup parameters are the screen's (quant.strategies.breakout.params_from_screen; its
     entry, stop and exit take their defaults), its universe is the screen's, its range the replay's, or
-    the BACKTEST_YEARS years to a scan's as-of date. Returns the queued BacktestRun, which runs when the
-    request commits (strategies.services.start_backtest). Raises ScanError naming the problem: another
-    screen, a universe of several codes, a request the backtest refuses.
+    the BACKTEST_YEARS years to a scan's as-of date (from no earlier than the panels' first date). Returns
+    the queued BacktestRun, which runs when the request commits (strategies.services.start_backtest).
+    Raises ScanError naming the problem: another screen, a universe of several codes, a request the
+    backtest refuses.
     """
     if source.screen != "momentum_breakout":
         raise ScanError(f"the breakout strategy uses the momentum breakout's rules, not those of "
@@ -356,8 +429,8 @@ def start_screen_backtest(*, source: ScanRun | ScanReplay, requested_by=None):
     if isinstance(source, ScanReplay):
         start, end = source.start, source.end
     else:
-        end = source.as_of
-        start = _years_before(end, BACKTEST_YEARS)
+        # The years up to the scan, as the replay form proposes them (never before the data's first date).
+        start, end = replay_range(universe=source.universe, end=source.as_of)
         origin["as_of"] = end.isoformat()
     try:
         return backtests.start_backtest(strategy="breakout", params=params.model_dump(), universe=source.universe,

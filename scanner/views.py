@@ -1,5 +1,6 @@
 """Scanner pages: run a screen and read its funnel and hits, one hit's setup on its chart, replays."""
 import datetime as dt
+import json
 
 from django import forms
 from django.contrib import messages
@@ -26,13 +27,20 @@ NOT_IN_TABLE_PREFIXES = ("ma_", "high_")
 CHART_BEFORE_DAYS, CHART_AFTER_DAYS = 270, 90
 
 
+class OverridesField(forms.JSONField):
+    """Parameter overrides as JSON: an empty box (not `null`) when there are none, so the placeholder shows."""
+
+    def prepare_value(self, value):
+        return "" if value is None else super().prepare_value(value)
+
+
 class ScanForm(forms.Form):
     """The scan form: a screen (saved or built-in), a universe, a date and parameter overrides as JSON."""
 
     screen = forms.CharField(max_length=64)
     universe = forms.CharField(max_length=32, required=False)
     as_of = forms.DateField(required=False, input_formats=["%Y-%m-%d"])
-    params = forms.JSONField(required=False, help_text='e.g. {"top_percent": 2, "filters": {"min_price": {"USD": 10}}}')
+    params = OverridesField(required=False, help_text='e.g. {"top_percent": 2, "filters": {"min_price": {"USD": 10}}}')
 
     def clean_params(self):
         value = self.cleaned_data.get("params")
@@ -56,7 +64,7 @@ class ReplayForm(forms.Form):
     end = forms.DateField(input_formats=["%Y-%m-%d"])
     horizons = forms.CharField(max_length=64, initial="5,20,60")
     only_new = forms.BooleanField(required=False, initial=True)
-    params = forms.JSONField(required=False)
+    params = OverridesField(required=False)
 
     def clean_horizons(self):
         text = self.cleaned_data["horizons"]
@@ -147,17 +155,23 @@ def _run_context(request, run):
         headers.append({"key": key_, "label": label, "title": title, "numeric": numeric,
                         "href": f"?{query.urlencode()}#hits",
                         "active": active, "aria": ("descending" if descending else "ascending") if active else None})
+    try:
+        overrides = services.overrides_of(run)
+    except services.ScanError:  # parameters of an older version: saved as they are
+        overrides = run.params
     top = max((entry["passed"] for entry in run.funnel[:1]), default=0) or 1
     funnel = [{**entry, "width": round(100 * entry["passed"] / top, 1)} for entry in run.funnel]
     return {"rows": rows, "metrics": metrics, "headers": headers, "sort": sort, "descending": descending, "funnel": funnel,
             "changes": run.changes(), "sessions": sorted(run.context.get("sessions", {}).items()),
             "benchmarks": sorted(run.context.get("benchmarks", {}).items()),
             "without_bars": run.context.get("calendars_without_bars", []),
+            "overrides_json": json.dumps(overrides, sort_keys=True),
             "save_form": SaveScreenForm(initial={"screen": run.screen, "universe": run.universe, "daily": True})}
 
 
 def _saved_and_recent():
-    latest = ScanRun.objects.successful().filter(saved_screen=OuterRef("pk")).order_by("-as_of", "-created_at", "-id")
+    # A saved screen's latest run is the one run last, as the results page's default is.
+    latest = ScanRun.objects.successful().filter(saved_screen=OuterRef("pk")).order_by("-created_at", "-id")
     saved = SavedScreen.objects.order_by("name").annotate(
         last_run=Subquery(latest.values("pk")[:1]), last_as_of=Subquery(latest.values("as_of")[:1]),
         last_hits=Subquery(latest.values("hit_count")[:1]))
@@ -226,12 +240,26 @@ def hit_detail(request, hit_id):
 
 
 def replays(request):
-    """Replays: the form (prefilled from ?screen=&universe=) and the latest replays. POST starts one."""
+    """Replays: the form and the latest replays. POST starts one.
+
+    The form is pre-filled from ?run= (that scan's screen, universe and parameters, over the years up to
+    its as-of date) or from ?screen=&universe= (over the years up to the latest session the panels hold).
+    """
     errors = []
-    today = dt.date.today()
-    form = ReplayForm(request.POST or None, initial={
-        "screen": request.GET.get("screen", "momentum-us"), "universe": request.GET.get("universe", ""),
-        "start": today.replace(year=today.year - 3), "end": today, "horizons": "5,20,60", "only_new": True})
+    initial = {"screen": request.GET.get("screen", "momentum-us"), "universe": request.GET.get("universe", ""),
+               "horizons": "5,20,60", "only_new": True}
+    run_id = request.GET.get("run", "")
+    source = ScanRun.objects.select_related("saved_screen").filter(pk=int(run_id)).first() if run_id.isdigit() else None
+    if source is not None:
+        try:
+            overrides = services.overrides_of(source, saved=source.saved_screen)
+        except services.ScanError:
+            overrides = source.params
+        initial.update(screen=source.name, universe=source.universe, params=overrides or None)
+    universe = initial["universe"] or SavedScreen.objects.filter(name=initial["screen"]).values_list(
+        "universe", flat=True).first() or ""
+    initial["start"], initial["end"] = services.replay_range(universe=universe, end=source.as_of if source else None)
+    form = ReplayForm(request.POST or None, initial=initial)
     if request.method == "POST":
         if form.is_valid():
             data = form.cleaned_data
@@ -263,7 +291,8 @@ def replay_detail(request, replay_id):
             "horizons": horizons,
             "returns_json": mark_safe(market_charts.figure_json(charts.replay_figure(horizons))),
             "daily_json": mark_safe(market_charts.figure_json(charts.hits_per_day_figure(replay.daily))),
-            "hits": list(reversed(replay.hits[-REPLAY_HITS_SHOWN:])),
+            # The latest days first, each day's best score first (the stored order is by date, then score).
+            "hits": sorted(replay.hits[-REPLAY_HITS_SHOWN:], key=lambda h: (h["date"], h["score"] or 0), reverse=True),
             "fwd_keys": [f"fwd_{k}" for k in replay.horizons],
         })
     return render(request, "scanner/scanreplay_detail.html", context)

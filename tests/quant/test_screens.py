@@ -159,6 +159,66 @@ def test_sector_and_exchange_filters_match_any_case():
     assert rules["sector"] == {"A": True, "B": True, "C": False}
 
 
+def test_a_sector_that_matches_no_name_of_the_panel_is_named_with_the_known_ones():
+    close = frame({"A": [10.0], "B": [10.0]})
+    info = pd.DataFrame({"sector": ["Energy", "Health  Care"]}, index=["A", "B"])
+    params = screens.FiftyTwoWeekHigh(filters=Filters(sectors=["health care", "Informaton Technology"]), window=1)
+    result = screens.fifty_two_week_high(UniversePanel.build(close=close, info=info), params)
+    [sector] = [f for f in result.funnel(close.index[0]) if f["rule"] == "sector"]
+    # 'health care' is B's 'Health  Care' (case and runs of spaces aside); the misspelt one matches nobody.
+    assert sector["passed"] == 1
+    assert sector["unmatched"] == ["Informaton Technology"] and sector["known"] == ["Energy", "Health  Care"]
+
+
+def test_the_price_rules_name_only_the_currencies_of_the_names_screened():
+    close = frame({"A": [10.0] * 3})
+    liquid = screens.FiftyTwoWeekHigh(window=1)  # USD 5 / AUD 1, USD 20M / AUD 5M
+    us = UniversePanel.build(close=close, info=pd.DataFrame({"currency": ["USD"]}, index=["A"]))
+    labels = {r.name: r.label for r in screens.fifty_two_week_high(us, liquid).rules}
+    assert labels["price"] == "Close as traded at least USD 5"
+    assert labels["dollar_volume"] == "Average traded value over 20 sessions at least USD 20M"
+    assert screens.filter_labels(liquid.filters, {"AUD", "USD"})["price"] == "Close as traded at least AUD 1, USD 5"
+    assert screens.filter_labels(liquid.filters, {"AUD", "EUR"})["price"] == (
+        "Close as traded at least AUD 1; EUR not filtered")
+
+
+# --- parameters over the defaults -------------------------------------------------------------------------
+
+def test_overrides_merge_into_the_defaults_key_by_key():
+    # A sector filter keeps the default price and traded-value minimums (it used to replace the filters).
+    params = screens.screen_params("momentum_breakout", {"filters": {"sectors": ["Information Technology"]}})
+    assert params.filters.min_price == {"USD": 5.0, "AUD": 1.0}
+    assert params.filters.min_dollar_volume == {"USD": 20e6, "AUD": 5e6}
+    assert params.filters.sectors == ["Information Technology"]
+    # The form's placeholder: the USD minimum changes, the AUD one and the traded value stay.
+    params = screens.screen_params("momentum_breakout", {"top_percent": 2, "filters": {"min_price": {"USD": 10}}})
+    assert (params.top_percent, params.filters.min_price) == (2.0, {"USD": 10.0, "AUD": 1.0})
+    assert params.filters.min_dollar_volume == {"USD": 20e6, "AUD": 5e6}
+    # {} empties, null removes (the default applies), lists replace; layers apply in turn.
+    assert screens.screen_params("high_52w", {"filters": {}}).filters == Filters()
+    assert screens.screen_params("high_52w", {"filters": {"min_price": {}}}).filters.min_price == {}
+    assert screens.screen_params("high_52w", {"filters": {"min_price": {"AUD": None}}}).filters.min_price == {"USD": 5.0}
+    assert screens.screen_params("high_52w", {"window": 10}, {"window": None}).window == 252
+    assert screens.screen_params("momentum_breakout", {"return_windows": [63]}).return_windows == (63,)
+    # Relative strength: a US benchmark keeps the ASX one.
+    rs = screens.screen_params("relative_strength", {"benchmark": {"XNYS": "ARCX:SPY"}})
+    assert rs.benchmark == {"XASX": "XASX:XJO", "XNYS": "ARCX:SPY"}
+
+
+@pytest.mark.parametrize("overrides", [
+    {}, {"top_percent": 2}, {"filters": {}}, {"filters": {"min_price": {"USD": 10}}},
+    {"filters": {"min_price": {"AUD": None}, "sectors": ["Energy"]}, "require": "all"},
+    {"filters": {"min_price": {"EUR": 3}, "min_dollar_volume": {}}, "return_windows": [21]},
+])
+def test_param_overrides_are_the_smallest_overrides_that_give_the_params_back(overrides):
+    params = screens.screen_params("momentum_breakout", overrides)
+    smallest = screens.param_overrides(params)
+    assert screens.screen_params("momentum_breakout", smallest) == params
+    assert screens.param_overrides(screens.MomentumBreakout()) == {}
+    assert screens.param_overrides(screens.screen_params("momentum_breakout", {"filters": {"min_price": {"USD": 10}}})) == {
+        "filters": {"min_price": {"USD": 10.0}}}
+
+
 def test_bad_parameters_name_the_field():
     with pytest.raises(pydantic.ValidationError, match=r"min_price\n.*'US' is not a currency code"):
         Filters(min_price={"US": 5})
@@ -264,6 +324,39 @@ def test_br13_no_12_month_return_from_a_history_that_starts_at_a_rename():
     assert history["passed"] == 1  # SPY only
     assert history["renamed"] == [{"name": "QQQ", "history_start": "2011-03-23"}]
     assert list(result.hits(as_of).index) == ["SPY"]
+
+
+def test_the_history_rule_names_a_code_change_only_when_it_is_recent_enough_to_be_the_cause():
+    # 12 sessions; the rule needs 5 closes (window 4 + 1) in the last 10 sessions (5 more), rows 2 .. 11.
+    # OLD took its code in 2001 and has gaps: closes on rows 0, 3, 10, 11. NEW changed code on row 9.
+    # FRESH is a listing with 3 bars.
+    close = frame({"OLD": [1, None, None, 1, None, None, None, None, None, None, 1, 1],
+                   "NEW": [1.0] * 12, "FRESH": [None] * 9 + [1, 1, 1], "FULL": [1.0] * 12})
+    starts = {"OLD": pd.Timestamp("2001-07-03"), "NEW": close.index[9]}
+    panel = UniversePanel.build(close=close, history_start=starts)
+    result = screens.fifty_two_week_high(panel, screens.FiftyTwoWeekHigh(filters=NOTHING, window=4))
+    history = next(f for f in result.funnel(close.index[-1]) if f["rule"] == "history")
+    assert (history["passed"], history["needed"], history["window"]) == (1, 5, 10)
+    # NEW: 3 sessions since its change (rows 9 .. 11) < 5: the change is the cause.
+    assert history["renamed"] == [{"name": "NEW", "history_start": close.index[9].date().isoformat()}]
+    # OLD: its 2001 change cannot explain it: 3 closes (rows 3, 10, 11) in the 10 sessions (missing bars).
+    # FRESH: 3 closes since its first bar on row 9.
+    assert history["short"] == [
+        {"name": "OLD", "closes": 3, "sessions": 10},
+        {"name": "FRESH", "closes": 3, "sessions": 3, "first": close.index[9].date().isoformat()}]
+
+
+def test_the_history_rule_does_not_depend_on_how_far_back_the_panel_goes():
+    # The 5-session high needs 6 closes (window 5 + 1) in the last 11 sessions (6 + 5). GAP has a close
+    # every third session (rows 1, 4, .., 19): 4 in rows 9 .. 19, so it fails. Counted from the panel's
+    # first row it would have 7 and pass on the 20-row panel but not on the 11-row one.
+    close = frame({"GAP": [1.0 if i % 3 == 1 else None for i in range(20)], "FULL": [1.0] * 20})
+    params = screens.FiftyTwoWeekHigh(filters=NOTHING, window=5)
+    long_ = screens.fifty_two_week_high(UniversePanel.build(close=close), params)
+    short = screens.fifty_two_week_high(UniversePanel.build(close=close.iloc[-11:]), params)
+    counts = lambda result: [(f["rule"], f["passed"], f["alone"]) for f in result.funnel(close.index[-1])]  # noqa: E731
+    assert counts(long_) == counts(short)
+    assert [r.passed.iloc[-1].to_dict() for r in long_.rules if r.name == "history"] == [{"GAP": False, "FULL": True}]
 
 
 # --- relative strength and the equal-weight benchmark -------------------------------------------------------

@@ -78,6 +78,30 @@ def test_results_default_to_the_latest_run_and_say_what_changed(client, alice_re
     assert client.get(f"{API}/results?screen=high_52w&universe=test", **bearer(alice_read)).json()["run"]["id"] == second["id"]
 
 
+def test_results_default_to_the_scan_run_last_not_the_one_with_the_latest_date(
+        client, alice_read, alice_write, highs, django_capture_on_commit_callbacks):
+    # Alice scans today's data, then looks back at an older session: the older scan is what she ran last.
+    today = scan(client, alice_write, django_capture_on_commit_callbacks)
+    looked_back = scan(client, alice_write, django_capture_on_commit_callbacks, as_of=DAYS[18].isoformat())
+    latest = client.get(f"{API}/results", **bearer(alice_read)).json()
+    assert latest["run"]["id"] == looked_back["id"] and latest["run"]["as_of"] == DAYS[18].isoformat()
+    # ?as_of= still picks by date: the run as of that date or the nearest session before.
+    assert client.get(f"{API}/results?as_of={DAYS[-1].isoformat()}", **bearer(alice_read)).json()["run"]["id"] == (
+        today["id"])
+    # The page opens on the same run.
+    client.force_login(ScanRun.objects.get(pk=today["id"]).requested_by)
+    assert f"Run #{looked_back['id']} by alice" in client.get("/scanner/").content.decode()
+
+
+def test_overrides_given_to_the_api_merge_into_the_defaults(client, alice_write, highs,
+                                                           django_capture_on_commit_callbacks):
+    run = scan(client, alice_write, django_capture_on_commit_callbacks,
+               params={"window": 5, "filters": {"sectors": ["Information Technology"]}})
+    # Before: filters were replaced, so min_price and min_dollar_volume were stored empty.
+    assert run["params"]["filters"]["min_price"] == {"USD": 5.0, "AUD": 1.0}
+    assert run["params"]["filters"]["min_dollar_volume"] == {"USD": 20e6, "AUD": 5e6}
+
+
 def test_unknown_runs_and_no_runs_are_404s(client, alice_read):
     response = client.get(f"{API}/results", **bearer(alice_read))
     assert response.status_code == 404 and response.json() == {"detail": "no successful scan yet"}

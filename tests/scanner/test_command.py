@@ -37,7 +37,7 @@ def test_it_scans_one_screen_and_prints_the_funnel_and_the_hits(highs):
                                f"run #{run.pk} in ")
     assert lines[1:5] == ["       3  Member of the universe on the date",
                           "       3  Has a usable (not quarantined, > 0) close on the session",
-                          "       3  At least 6 sessions of history under the current code",
+                          "       3  At least 6 valid closes in the last 11 sessions, under the current code",
                           "       2  Close within 0% of the 5-session high"]
     assert lines[5].startswith("  #1   XNYS:LATE    score    0.048") and "ret_5 +4.76%" in lines[5]
     assert lines[6].startswith("  #2   XNYS:UP ")
@@ -77,6 +77,15 @@ def test_parameters_nest_and_read_json_values():
                          "filters.sectors=[\"Energy\"]"]) == {
         "top_percent": 2, "require": "all", "return_windows": [21, 63],
         "filters": {"min_price": {"USD": 10}, "sectors": ["Energy"]}}
+
+
+def test_a_param_changes_that_key_only(highs):
+    scan("--screen", "momentum_breakout", "--universe", "TEST", "--param", "filters.min_price.USD=10",
+         "--param", "filters.sectors=[\"Energy\"]")
+    filters = ScanRun.objects.get().params["filters"]
+    # The AUD minimum and the traded-value minimums are the defaults still.
+    assert filters["min_price"] == {"USD": 10.0, "AUD": 1.0} and filters["sectors"] == ["Energy"]
+    assert filters["min_dollar_volume"] == {"USD": 20e6, "AUD": 5e6}
 
 
 def test_from_and_to_replay_the_screen_and_print_the_forward_returns(highs):

@@ -43,6 +43,16 @@ def test_without_a_run_the_page_says_how_to_start(alice_client):
     assert "momentum-us" in page  # the saved screens
 
 
+def test_the_parameter_boxes_are_empty_without_overrides_so_the_placeholder_shows(alice_client):
+    for url in ("/scanner/", "/scanner/replays/"):
+        page = alice_client.get(url).content.decode()
+        box = re.search(r'<textarea name="params"[^>]*>(.*?)</textarea>', page, re.S).group(1)
+        assert box == "", (url, box)  # it said null
+    # A bad value is shown again as typed.
+    page = alice_client.post("/scanner/", {"screen": "high_52w", "params": "{top: 2"}).content.decode()
+    assert re.search(r'<textarea name="params"[^>]*>(.*?)</textarea>', page, re.S).group(1) == "{top: 2"
+
+
 def test_a_scan_from_the_form_shows_its_funnel_hits_and_sparklines(alice_client, highs,
                                                                    django_capture_on_commit_callbacks):
     response = run_from_the_form(alice_client, django_capture_on_commit_callbacks, as_of=DAYS[-1].isoformat())
@@ -137,6 +147,23 @@ def test_saving_running_and_deleting_a_screen(alice_client, client, carol, highs
     assert client.post("/scanner/screens/momentum-us/delete/").status_code == 302
 
 
+def test_a_run_saved_from_its_page_runs_again_with_exactly_its_parameters(alice_client, highs,
+                                                                          django_capture_on_commit_callbacks):
+    run_from_the_form(alice_client, django_capture_on_commit_callbacks,
+                      params=json.dumps({"window": 5, "filters": {"min_price": {"AUD": None}, "sectors": ["Energy"]}}))
+    run = ScanRun.objects.get()
+    page = alice_client.get(f"/scanner/runs/{run.pk}/").content.decode()
+    posted = re.search(r'<textarea name="params" hidden>(.*?)</textarea>', page, re.S).group(1).replace("&quot;", '"')
+    assert json.loads(posted) == {"filters": {"min_price": {"AUD": None}, "sectors": ["Energy"]}, "window": 5}
+    alice_client.post("/scanner/screens/", {"name": "energy-highs", "screen": run.screen, "universe": run.universe,
+                                            "params": posted, "daily": "1"})
+    run_from_the_form(alice_client, django_capture_on_commit_callbacks, screen="energy-highs", universe="", params="")
+    again = ScanRun.objects.filter(saved_screen__name="energy-highs").get()
+    assert again.params == run.params and again.params["filters"]["min_price"] == {"USD": 5.0}
+    page = alice_client.get(f"/scanner/runs/{again.pk}/").content.decode()
+    assert "No date asked: the latest session the data holds." in page and "Asked for" not in page
+
+
 def test_a_bad_screen_to_save_is_refused_with_a_message(alice_client, highs):
     response = alice_client.post("/scanner/screens/", {"name": "Bad Name", "screen": "high_52w", "universe": "TEST"},
                                  follow=True)
@@ -145,11 +172,22 @@ def test_a_bad_screen_to_save_is_refused_with_a_message(alice_client, highs):
 
 def test_backtest_this_screen_replays_it_and_shows_the_forward_returns(alice_client, highs,
                                                                        django_capture_on_commit_callbacks):
-    run_from_the_form(alice_client, django_capture_on_commit_callbacks)
-    page = alice_client.get(f"/scanner/runs/{ScanRun.objects.get().pk}/").content.decode()
-    assert 'href="/scanner/replays/?screen=high_52w&amp;universe=TEST"' in page
+    run_from_the_form(alice_client, django_capture_on_commit_callbacks, as_of=DAYS[20].isoformat())
+    run = ScanRun.objects.get()
+    page = alice_client.get(f"/scanner/runs/{run.pk}/").content.decode()
+    assert f'href="/scanner/replays/?run={run.pk}"' in page
+    # The form proposes the run's screen, universe and parameters, over the years up to its as-of date
+    # (2023-01-30), from the first date the panels hold (2023-01-02: less than 3 years of data).
+    form = alice_client.get(f"/scanner/replays/?run={run.pk}").content.decode()
+    assert 'value="TEST"' in form and '<option value="high_52w" selected>' in form
+    assert 'name="start" value="2023-01-02"' in form and 'name="end" value="2023-01-30"' in form
+    overrides = re.search(r'<textarea name="params"[^>]*>(.*?)</textarea>', form, re.S).group(1)
+    # PARAMS said {"filters": {}}: no price or traded-value minimum, the two that differ from the defaults.
+    assert json.loads(overrides.replace("&quot;", '"')) == {
+        "filters": {"min_price": {}, "min_dollar_volume": {}}, "window": 5, "within": 0}
+    # Without a run: up to the latest session the panels hold.
     form = alice_client.get("/scanner/replays/?screen=high_52w&universe=TEST").content.decode()
-    assert 'value="TEST"' in form
+    assert 'name="start" value="2023-01-02"' in form and 'name="end" value="2023-02-10"' in form
     with django_capture_on_commit_callbacks(execute=True):
         response = alice_client.post("/scanner/replays/", {
             "screen": "high_52w", "universe": "TEST", "start": DAYS[10].isoformat(), "end": DAYS[-1].isoformat(),
@@ -159,8 +197,26 @@ def test_backtest_this_screen_replays_it_and_shows_the_forward_returns(alice_cli
     page = alice_client.get(response["Location"]).content.decode()
     assert "How the hits did afterwards" in page and "1 sessions" in page and "5 sessions" in page
     assert 'id="replay-returns"' in page and 'id="replay-daily"' in page
+    # Its parameters as JSON, as on a run's page (not a Python dict).
+    assert '&quot;window&quot;: 5' in page and "&#x27;window&#x27;" not in page
+    assert "Benchmark" not in page
     listing = alice_client.get("/scanner/replays/").content.decode()
     assert f'href="/scanner/replays/{replay.pk}/"' in listing
+
+
+def test_a_replay_lists_its_latest_hits_first_and_each_day_s_best_first(alice_client, highs,
+                                                                        django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        response = alice_client.post("/scanner/replays/", {
+            "screen": "high_52w", "universe": "TEST", "start": DAYS[20].isoformat(), "end": DAYS[-1].isoformat(),
+            "horizons": "1", "params": PARAMS})  # only_new unchecked: every day on the list counts
+    page = alice_client.get(response["Location"]).content.decode()
+    rows = re.findall(r'<td class="nowrap">(\d{4}-\d\d-\d\d)</td><td><a [^>]*>[^<]*</a></td><td class="num">([\d.-]+)</td>',
+                      page)
+    shown = [(day, float(score)) for day, score in rows]
+    assert len({day for day, _ in shown}) < len(shown)  # some days have several hits
+    # It listed the lowest score of the latest day first.
+    assert shown == sorted(shown, reverse=True)
 
 
 def test_a_bad_replay_form_names_the_field(alice_client, highs):

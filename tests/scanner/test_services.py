@@ -82,6 +82,10 @@ def test_a_scan_of_a_real_sp500_slice_matches_plain_pandas(us_loaded, us_slice):
     assert (steps["universe"], steps["data"], steps["price"], steps["dollar_volume"], steps["history"]) == (
         members, 24, 24, 24, 24)
     assert steps["momentum"] == int((expected[[21, 63, 126]].rank(method="max") > 24 - 2.4).any(axis=1).sum())
+    labels = {entry["rule"]: entry["label"] for entry in run.funnel}
+    # An S&P 500 scan names only its own currency's minimums (the defaults also hold AUD ones).
+    assert labels["price"] == "Close as traded at least USD 5"
+    assert labels["dollar_volume"] == "Average traded value over 20 sessions at least USD 20M"
     assert run.as_of == US_AS_OF and run.context["sessions"] == {"XNYS": "2021-04-21"}
     assert run.universe == "SP500" and run.hit_count == 6 and run.context["seconds"] > 0
 
@@ -193,8 +197,29 @@ def test_br13_no_12_month_return_for_qqq_in_april_2011_from_a_history_starting_i
     history = next(entry for entry in run.funnel if entry["rule"] == "history")
     # QQQ has 18 sessions under its code (2011-03-23 .. 04-15): no 12-month return, and the run says why.
     assert history["renamed"] == [{"name": "XNAS:QQQ", "history_start": "2011-03-23"}]
+    assert history["note"].startswith("History starts at a code change fewer than 253 sessions ago")
+    assert history["note"].endswith(": XNAS:QQQ since 2011-03-23.")
     assert "QQQ" not in hit_symbols(run) and "SPY" in hit_symbols(run)
     assert ids["QQQ"] not in set(run.hits.values_list("instrument_id", flat=True))
+
+
+def test_a_history_that_is_short_for_missing_bars_is_not_blamed_on_an_old_code_change(universe):
+    # GAPPY took its code in 2001 and has a bar every third session (rows 0, 3, .., 27); FRESH lists on
+    # row 26. The 12-session high needs 13 closes in the last 18 sessions (13 + 5). As of row 27
+    # (2023-02-08): GAPPY has 6 (rows 12, 15, .., 27), FRESH 2 since 2023-02-07; neither is a code change's doing.
+    gappy = [None if i % 3 else 10.0 + i for i in range(30)]
+    universe("TEST", {"GAPPY": gappy, "FULL": rising(30), "FRESH": [None] * 26 + rising(4)})
+    SymbolChange.objects.create(exchange="XNYS", old_symbol="OLDG", new_symbol="GAPPY", date=dt.date(2001, 7, 3),
+                                source="test")
+    run = services.scan(screen="high_52w", universe="TEST", as_of=dt.date(2023, 2, 8),
+                        params={"filters": {}, "window": 12})
+    history = next(entry for entry in run.funnel if entry["rule"] == "history")
+    assert (history["passed"], history["needed"], history["window"], history["renamed"]) == (1, 13, 18, [])
+    assert history["short"] == [
+        {"name": "XNYS:FRESH", "closes": 2, "sessions": 2, "first": "2023-02-07"},
+        {"name": "XNYS:GAPPY", "closes": 6, "sessions": 18}]
+    assert history["note"] == ("Too few valid closes (13 needed in the last 18 sessions): XNYS:FRESH 2 since its "
+                               "first bar on 2023-02-07, XNYS:GAPPY 6 (missing bars).")
 
 
 # --- no look-ahead ---------------------------------------------------------------------------------------------
@@ -230,6 +255,9 @@ def test_a_universe_on_two_calendars_is_screened_on_each_one_s_sessions(universe
     assert run.as_of == dt.date(2023, 2, 13)
     # The funnel adds up both calendars: 3 members; US2 is flat (at its high too: close = high).
     assert funnel(run)[0] == ("universe", 3)
+    mixed = services.scan(screen="high_52w", universe="MIX", params={"window": 10, "within": 0,
+                                                                     "filters": {"min_dollar_volume": {}}})
+    assert mixed.funnel[2]["label"] == "Close as traded at least AUD 1, USD 5"
     assert sorted(hit_symbols(run)) == ["AU1", "US1", "US2"]
 
 
@@ -302,6 +330,62 @@ def test_changes_name_the_new_and_the_dropped_names(universe):
     # Other parameters are another ad-hoc screen: nothing earlier to compare with.
     other = services.scan(screen="high_52w", universe="TEST", as_of=days[-1], params={**params, "within": 0.5})
     assert other.changes() == {"previous": None, "new": [], "dropped": []}
+
+
+# --- parameters over the defaults --------------------------------------------------------------------------
+
+@pytest.fixture
+def sectors(universe):
+    """IT and OIL rise from 10 on 30 sessions of 1M shares (about USD 11M a day, under the default 20M)."""
+    ids = universe("TEST", {"IT": rising(30), "OIL": rising(30)})
+    Instrument.objects.filter(pk=ids["IT"]).update(sector="Information Technology")
+    Instrument.objects.filter(pk=ids["OIL"]).update(sector="Energy")
+    return ids
+
+
+def test_overrides_merge_into_the_defaults_and_the_saved_screen_key_by_key(sectors):
+    run = services.scan(screen="high_52w", universe="TEST",
+                        params={"window": 5, "filters": {"sectors": ["Information Technology"]}})
+    # The sector filter keeps the default price and traded-value minimums (it used to drop them: {}).
+    assert run.params["filters"]["min_price"] == {"USD": 5.0, "AUD": 1.0}
+    assert run.params["filters"]["min_dollar_volume"] == {"USD": 20e6, "AUD": 5e6}
+    # IT's 20-session value is about 12.4 x 1M = USD 12.4M < USD 20M.
+    assert funnel(run)[2:5] == [("sector", 1), ("price", 1), ("dollar_volume", 0)]
+    services.save_screen(name="it-highs", screen="high_52w", universe="TEST",
+                         params={"window": 5, "filters": {"sectors": ["information technology"],
+                                                          "min_dollar_volume": {"USD": 1e6}}})
+    run = services.scan(screen="it-highs", params={"filters": {"min_price": {"USD": 10}}})
+    # Defaults, then the saved screen's, then the request's, each key by key.
+    assert run.params["window"] == 5 and run.params["filters"] == {
+        "min_price": {"USD": 10.0, "AUD": 1.0}, "min_dollar_volume": {"USD": 1e6, "AUD": 5e6},
+        "dollar_volume_window": 20, "sectors": ["information technology"], "exchanges": []}
+    assert hit_symbols(run) == ["IT"]
+    replay = services.start_replay(screen="it-highs", start=dt.date(2023, 2, 1), end=dt.date(2023, 2, 10),
+                                   params={"filters": {"min_price": {"USD": 10}}})
+    assert replay.params == run.params
+
+
+def test_a_run_saved_as_a_screen_runs_again_with_exactly_its_parameters(sectors):
+    run = services.scan(screen="high_52w", universe="TEST",
+                        params={"window": 5, "filters": {"min_price": {"AUD": None}, "min_dollar_volume": {}}})
+    assert run.params["filters"]["min_price"] == {"USD": 5.0} and run.params["filters"]["min_dollar_volume"] == {}
+    # What the run's page posts to "Save screen": the overrides that give its parameters.
+    overrides = services.overrides_of(run)
+    assert overrides == {"window": 5, "filters": {"min_price": {"AUD": None}, "min_dollar_volume": {}}}
+    saved = services.save_screen(name="mine", screen="high_52w", universe="TEST", params=overrides)
+    assert saved.params == {"window": 5, "filters": {"min_price": {"AUD": None}, "min_dollar_volume": {}}}
+    assert services.scan(screen="mine").params == run.params
+
+
+def test_a_sector_no_instrument_of_the_universe_has_is_named_in_the_funnel(sectors):
+    run = services.scan(screen="high_52w", universe="TEST",
+                        params={"window": 5, "filters": {"sectors": ["energy ", "Enrgy"], "min_dollar_volume": {}}})
+    assert run.status == "success", run.error
+    sector = next(entry for entry in run.funnel if entry["rule"] == "sector")
+    assert (sector["passed"], sector["unmatched"]) == (1, ["Enrgy"])
+    assert sector["note"] == ("No instrument of TEST has sector 'Enrgy'; known sectors: 'Energy', "
+                              "'Information Technology'.")
+    assert hit_symbols(run) == ["OIL"]
 
 
 # --- saved screens and the daily hook ---------------------------------------------------------------------------

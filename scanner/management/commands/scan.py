@@ -95,6 +95,8 @@ class Command(BaseCommand):
                           f"{run.hit_count} hits; run #{run.pk} in {run.context['seconds']:.2f} s")
         for entry in run.funnel:
             self.stdout.write(f"  {entry['passed']:>6,}  {entry['label']}")
+            if entry.get("note"):
+                self.stdout.write(f"          {entry['note']}")
         shown = [m for m in run.context["metrics"] if m["key"] not in ("close", "history")][:5]
         for hit in run.hits.select_related("instrument")[:SHOWN_HITS]:
             values = "  ".join(f"{m['key']} {metric(hit.metrics.get(m['key']), m['kind'])}" for m in shown)
