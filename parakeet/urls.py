@@ -16,3 +16,5 @@ urlpatterns = [
     path("", include("scanner.urls")),
     path("", include("strategies.urls")),
 ]
+
+handler404 = "parakeet.errors.not_found"
