@@ -37,6 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator,
 
 from .indicators import rolling_max, sma_frames
 from .metrics import forward_returns, returns_from_prices
+from .screen_names import SCREEN_LABELS
 
 EQUAL_WEIGHT = "equal_weight"
 # Floating tolerance for "fewer than top% x n names are better": 7% of 100 is 7.000000000000001.
@@ -682,15 +683,14 @@ class Screen:
     description: str
 
 
-SCREENS = {
-    "momentum_breakout": Screen("momentum_breakout", "Momentum breakout", MomentumBreakout, momentum_breakout,
-                                "Top 1/3/6-month performers in a rising 10 > 20 > 50-day trend, near the "
-                                "6-month high, with a tightening range (Qullamaggie style)."),
-    "high_52w": Screen("high_52w", "52-week high", FiftyTwoWeekHigh, fifty_two_week_high,
-                       "At or within 2% of the highest high of the last 52 weeks."),
-    "relative_strength": Screen("relative_strength", "Relative strength", RelativeStrength, relative_strength,
-                                "Beating the exchange's index over 12 months, RS line at a 3-month high."),
-}
+SCREENS = {key: Screen(key, SCREEN_LABELS[key], params, run, description) for key, params, run, description in (
+    ("momentum_breakout", MomentumBreakout, momentum_breakout,
+     "Top 1/3/6-month performers in a rising 10 > 20 > 50-day trend, near the 6-month high, with a "
+     "tightening range (Qullamaggie style)."),
+    ("high_52w", FiftyTwoWeekHigh, fifty_two_week_high, "At or within 2% of the highest high of the last 52 weeks."),
+    ("relative_strength", RelativeStrength, relative_strength,
+     "Beating the exchange's index over 12 months, RS line at a 3-month high."),
+)}
 
 
 def screen_params(key: str, *overrides: dict | None) -> ScreenParams:

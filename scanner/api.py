@@ -8,13 +8,17 @@ from ninja.errors import ValidationError
 from ninja.pagination import PageNumberPagination, paginate
 
 from marketdata.schemas import Message, ValidationErrorOut
-from quant.screens import SCREENS
+from parakeet.lazy import lazy_module
 
-from . import services, tasks
+from . import tasks
 from .models import SavedScreen, ScanReplay, ScanRun
 from .schemas import (
     ReplayIn, ReplayOut, ResultsOut, SavedScreenIn, SavedScreenOut, ScanIn, ScanRunOut, ScreensOut,
 )
+
+# pandas and the screens: loaded by the first request that scans or lists the screens
+quant_screens = lazy_module("quant.screens")
+services = lazy_module("scanner.services")
 
 router = Router(tags=["scanner"])
 
@@ -94,7 +98,7 @@ def list_screens(request):
     """The built-in screens with their default parameters and schema, and the saved screens."""
     screens = [{"key": key, "label": s.label, "description": s.description,
                 "defaults": s.params().model_dump(mode="json"), "params_schema": s.params.model_json_schema()}
-               for key, s in SCREENS.items()]
+               for key, s in quant_screens.SCREENS.items()]
     return {"screens": screens, "saved": list(SavedScreen.objects.order_by("name"))}
 
 

@@ -6,14 +6,14 @@ from django.core.validators import RegexValidator
 from django.db import models
 
 from parakeet.jobs import Job, JobStatus
-from quant.screens import SCREENS
+from quant.screen_names import SCREEN_LABELS
 
-SCREEN_CHOICES = [(key, screen.label) for key, screen in SCREENS.items()]
+SCREEN_CHOICES = list(SCREEN_LABELS.items())
 
 
 def screen_label(key):
     """'momentum_breakout' -> 'Momentum breakout' (an unknown key is shown as it is)."""
-    return SCREENS[key].label if key in SCREENS else key
+    return SCREEN_LABELS.get(key, key)
 
 
 class OfScreen:

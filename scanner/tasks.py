@@ -2,9 +2,11 @@
 from django.db import transaction
 
 from parakeet.celery import app
+from parakeet.lazy import lazy_module
 
-from . import services
 from .models import ScanReplay, ScanRun
+
+services = lazy_module("scanner.services")  # pandas: loaded when a task runs, not when the web app enqueues
 
 
 @app.task(name="scanner.tasks.run_scan")

@@ -10,13 +10,18 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.safestring import mark_safe
 
-from marketdata import charts as market_charts
-from marketdata.universes import known_codes
 from parakeet.jobs import JobStatus
-from quant.screens import SCREENS
+from parakeet.lazy import lazy_module
 
-from . import charts, services, tasks
+from . import tasks
 from .models import SavedScreen, ScanHit, ScanReplay, ScanRun
+
+# pandas, plotly and the screens: loaded by the first request that needs them (tests/test_coldstart.py)
+charts = lazy_module("scanner.charts")
+market_charts = lazy_module("marketdata.charts")
+quant_screens = lazy_module("quant.screens")
+services = lazy_module("scanner.services")
+universes = lazy_module("marketdata.universes")
 
 RECENT_RUNS = 15
 RECENT_REPLAYS = 20
@@ -114,8 +119,8 @@ def scanner(request, run_id=None):
 
 
 def _choices():
-    return {"saved_screens": SavedScreen.objects.order_by("name"), "builtin": SCREENS.values(),
-            "universes": known_codes()}
+    return {"saved_screens": SavedScreen.objects.order_by("name"), "builtin": quant_screens.SCREENS.values(),
+            "universes": universes.known_codes()}
 
 
 def _run_context(request, run):

@@ -5,26 +5,28 @@ from ninja.errors import ValidationError
 from ninja.pagination import PageNumberPagination, paginate
 
 from marketdata.schemas import ValidationErrorOut
-from quant import strategies
+from parakeet.lazy import lazy_module
 
-from . import services
 from .models import BacktestRun, BacktestSweep
 from .schemas import (
     BacktestCreated, BacktestIn, BacktestOut, Message, PerformanceRow, StrategyOut, SweepIn, SweepOut,
 )
 
+# pandas and the strategies: loaded by the first request that needs them (tests/test_coldstart.py)
+services = lazy_module("strategies.services")
+strategies = lazy_module("quant.strategies")
+
 router = Router(tags=["strategies"])
 
 ERRORS = {401: Message, 403: Message, 422: ValidationErrorOut}
-ENGINE_FIELDS = tuple(services.ENGINE_DEFAULTS)
 
 
-def _invalid(exc: services.BacktestRequestError):
+def _invalid(exc):
     return ValidationError([{"type": "value_error", "loc": ["body", "payload", *exc.loc], "msg": exc.message}])
 
 
 def _engine(payload):
-    return {name: getattr(payload, name) for name in ENGINE_FIELDS}
+    return {name: getattr(payload, name) for name in services.ENGINE_DEFAULTS}
 
 
 @router.get("", response={200: list[StrategyOut], **ERRORS})

@@ -1,8 +1,10 @@
 """Celery tasks of the strategies app: each takes ids and calls one service."""
 from parakeet.celery import app
+from parakeet.lazy import lazy_module
 
-from . import services
 from .models import BacktestRun, BacktestSweep
+
+services = lazy_module("strategies.services")  # pandas: loaded when a task runs, not when the web app enqueues
 
 
 @app.task(name="strategies.tasks.run_backtest_task")

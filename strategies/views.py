@@ -2,7 +2,6 @@
 import html
 import re
 
-import pandas as pd
 from django.conf import settings
 from django.core.paginator import Paginator
 from django.http import Http404
@@ -10,11 +9,16 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.safestring import mark_safe
 from django.utils.text import slugify
 
-from marketdata.charts import figure_json
-from quant import strategies
+from parakeet.lazy import lazy_module
 
-from . import charts, services
 from .models import BacktestRun, BacktestSweep
+
+# pandas, plotly and the strategies: loaded by the first request that needs them (tests/test_coldstart.py)
+charts = lazy_module("strategies.charts")
+market_charts = lazy_module("marketdata.charts")
+pd = lazy_module("pandas")
+services = lazy_module("strategies.services")
+strategies = lazy_module("quant.strategies")
 
 # (key in the summary, label, anchor in docs/metrics.md, format)
 METRICS = [
@@ -205,7 +209,8 @@ def backtest_detail(request, pk):
                 ("rolling-chart", "Rolling Sharpe", charts.rolling_sharpe_figure(dates[1:], returns.iloc[1:])),
             ],
         })
-        context["charts"] = [{"id": i, "label": label, "json": mark_safe(figure_json(fig))} for i, label, fig in context["charts"]]
+        context["charts"] = [{"id": i, "label": label, "json": mark_safe(market_charts.figure_json(fig))}
+                             for i, label, fig in context["charts"]]
     return render(request, "strategies/backtestrun_detail.html", context)
 
 
@@ -224,7 +229,7 @@ def compare(request):
             equity = services.read_artifact(run.equity_path)
             curves[f"#{run.pk} {run.strategy}"] = pd.Series(
                 equity["equity"].to_numpy() / run.params["engine"]["capital"], index=pd.DatetimeIndex(equity["date"]))
-        context["chart"] = mark_safe(figure_json(charts.compare_figure(curves)))
+        context["chart"] = mark_safe(market_charts.figure_json(charts.compare_figure(curves)))
         context["rows"] = [{"key": key, "label": label, "anchor": anchor, "kind": kind,
                             "values": [run.metrics.get("strategy", {}).get("values", {}).get(key) for run in runs]}
                            for key, label, anchor, kind in METRICS[:11]]
@@ -287,7 +292,7 @@ def sweep_detail(request, pk):
             z.append(row)
         figure = charts.sweep_heatmap(x_name, xs, y_name or "", ys, z, title=f"Sharpe over {x_name}"
                                       + (f" and {y_name}" if y_name else ""))
-        context["chart"] = mark_safe(figure_json(figure))
+        context["chart"] = mark_safe(market_charts.figure_json(figure))
     return render(request, "strategies/backtestsweep_detail.html", context)
 
 

@@ -9,7 +9,9 @@ from ninja import Query, Router, Schema, Status
 from ninja.errors import ValidationError
 from pydantic import Field
 
-from . import exports, filters, services, summary
+from parakeet.lazy import lazy_module
+
+from . import exports, filters, services
 from .errors import JournalError
 from .filters import TradeQuery
 from .models import Portfolio, Trade, TradeVersion, no_portfolio
@@ -18,6 +20,7 @@ from .schemas import (
     ValidationErrorOut, VersionOut,
 )
 
+summary = lazy_module("trades.summary")  # pandas: loaded by the first summary or snapshots request
 router = Router()
 
 ERRORS = {401: Message, 403: Message, 422: ValidationErrorOut}

@@ -16,11 +16,10 @@ from django.db import transaction
 from django.db.models import Case, F, Q, When
 from django.utils import timezone
 
-from marketdata import calendars
 from marketdata.models import CorporateAction, Instrument, parse_symbol
-from quant import portfolio as book
+from parakeet.lazy import lazy_module
+from quant import lots as book
 
-from . import valuation
 from .errors import JournalError, Problems
 from .formats import plain
 from .models import (
@@ -38,6 +37,11 @@ DERIVED_FIELDS = ("closed_quantity", "exit_price", "exit_date", "fees", "pnl", "
                   "pnl_base_missing")
 EDITABLE = ("symbol", "direction", "quantity", "entry_price", "entry_date", "entry_commission", "exits",
             "strategy_name", "signal_ref", "notes", "event_time")
+
+# Loaded on first use (pandas, exchange-calendars): a web request that only reads the journal needs neither.
+calendars = lazy_module("marketdata.calendars")
+marks = lazy_module("quant.portfolio")
+valuation = lazy_module("trades.valuation")
 
 
 @dataclass(frozen=True)
@@ -747,7 +751,7 @@ def _prior(portfolio, start):
     """The stored history before `start` a computation continues from (None: start from the inception)."""
     before = list(PortfolioSnapshot.objects.filter(portfolio=portfolio, date__lt=start).order_by("-date")
                   .values_list("date", "total_value", "flows", "daily_return", "cumulative_return")
-                  [:book.ROLLING_WINDOW * 3])
+                  [:marks.ROLLING_WINDOW * 3])
     if not before:
         return None
     pending = Decimal(0)
@@ -761,7 +765,7 @@ def _prior(portfolio, start):
         # Nothing valued in the window looked at: recompute from the inception instead.
         return None
     returns = [r for _, _, _, r, _ in reversed(before) if r is not None and np.isfinite(r)]
-    return valuation.Prior(value=value, returns=returns[-(book.ROLLING_WINDOW - 1):],
+    return valuation.Prior(value=value, returns=returns[-(marks.ROLLING_WINDOW - 1):],
                            cumulative=cumulative or 0.0, last_day=before[0][0])
 
 

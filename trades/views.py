@@ -3,7 +3,6 @@ import datetime as dt
 import re
 from decimal import Decimal
 
-import pandas as pd
 import pydantic
 from django.contrib import messages
 from django.core.paginator import Paginator
@@ -14,12 +13,11 @@ from django.utils import timezone
 from django.utils.http import urlencode
 from django.utils.safestring import mark_safe
 
-from marketdata.charts import BAR_COLUMNS, MOVING_AVERAGES, bars_frame, figure_json
 from marketdata.models import PriceBar
+from parakeet.lazy import lazy_module
+from quant.lots import split_ratio
 
-from quant.portfolio import split_ratio
-
-from . import charts, filters, services, summary, valuation
+from . import filters, services
 from .errors import ImportRejected, JournalError
 from .formats import plain
 from .forms import (
@@ -29,6 +27,13 @@ from .forms import (
 from .imports import ACTIONS
 from .models import CashMovement, Portfolio, Trade, TradeExit, TradeStatus
 from .services import SIX
+
+# pandas and plotly: loaded by the first page that draws a chart or marks the book (tests/test_coldstart.py)
+charts = lazy_module("trades.charts")
+market_charts = lazy_module("marketdata.charts")
+pd = lazy_module("pandas")
+summary = lazy_module("trades.summary")
+valuation = lazy_module("trades.valuation")
 
 LIST_PAGE_SIZE = 50
 RECENT_TRADES = 10
@@ -78,7 +83,7 @@ def _refuse(request, portfolio):
 
 
 def _chart(figure):
-    return mark_safe(figure_json(figure))
+    return mark_safe(market_charts.figure_json(figure))
 
 
 # --- overview ------------------------------------------------------------------------------------
@@ -218,11 +223,11 @@ def trade_detail(request, pk):
     end = (timezone.localdate() if trade.status == TradeStatus.OPEN or trade.exit_date is None
            else trade.exit_date + dt.timedelta(days=CHART_DAYS_AFTER))
     bars = PriceBar.objects.clean().filter(instrument=trade.instrument)
-    warmup = bars.filter(date__lt=start).order_by("-date").values_list(*BAR_COLUMNS)[: max(MOVING_AVERAGES) - 1]
-    shown = list(bars.filter(date__gte=start, date__lte=end).order_by("date").values_list(*BAR_COLUMNS))
+    warmup = bars.filter(date__lt=start).order_by("-date").values_list(*market_charts.BAR_COLUMNS)[: max(market_charts.MOVING_AVERAGES) - 1]
+    shown = list(bars.filter(date__gte=start, date__lte=end).order_by("date").values_list(*market_charts.BAR_COLUMNS))
     chart = None
     if shown:
-        frame = bars_frame([*reversed(warmup), *shown])
+        frame = market_charts.bars_frame([*reversed(warmup), *shown])
         chart = _chart(charts.trade_figure(frame, title=f"{trade.instrument.key}: {trade.trade_id}", legs=legs,
                                            visible_from=start))
     return render(request, "trades/trade_detail.html", {
