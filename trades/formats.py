@@ -9,10 +9,10 @@ Stored values are never rounded; only their text is. Dates are read in one forma
 imports): ISO YYYY-MM-DD (parse_date).
 """
 import datetime as dt
+import math
 import re
 from decimal import ROUND_HALF_UP, Decimal
 
-import numpy as np
 
 CENT = Decimal("0.01")
 
@@ -45,9 +45,9 @@ def cents_text(value):
 def float_text(value):
     """A float as plain positional text with the shortest digits that give it back: -9.94999999999191e-05
     -> '-0.0000994999999999191'; '' for None or NaN."""
-    if value is None or not np.isfinite(value):
+    if value is None or not math.isfinite(value):
         return ""
-    return np.format_float_positional(float(value), unique=True, trim="-")
+    return format(Decimal(repr(float(value))).normalize(), "f")  # repr: the shortest digits; 'f': no exponent
 
 
 ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")

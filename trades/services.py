@@ -7,11 +7,11 @@ snapshot update (trades.tasks.update_snapshots), which recomputes exactly those 
 """
 import datetime as dt
 import logging
+import math
 import secrets
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
-import numpy as np
 from django.db import transaction
 from django.db.models import Case, F, Q, When
 from django.utils import timezone
@@ -582,7 +582,7 @@ def equity_on(portfolio, day):
     frame, _ = valuation.compute_snapshots(journal, start=previous[-1].date(), end=previous[-1].date(),
                                            source="database")
     value = frame["value"].iloc[-1]
-    if not np.isfinite(value):
+    if not math.isfinite(value):
         raise JournalError("target_weight", f"the book has no value on {previous[-1].date()} to size from: "
                                             f"{frame['reason'].iloc[-1]}")
     return float(value)
@@ -764,7 +764,7 @@ def _prior(portfolio, start):
     if value is None:
         # Nothing valued in the window looked at: recompute from the inception instead.
         return None
-    returns = [r for _, _, _, r, _ in reversed(before) if r is not None and np.isfinite(r)]
+    returns = [r for _, _, _, r, _ in reversed(before) if r is not None and math.isfinite(r)]
     return valuation.Prior(value=value, returns=returns[-(marks.ROLLING_WINDOW - 1):],
                            cumulative=cumulative or 0.0, last_day=before[0][0])
 
@@ -779,13 +779,13 @@ def _snapshot_row(portfolio, day, row):
 
 def _stored(value):
     """A float64 mark as the Decimal stored (6 places), None for NaN."""
-    if value is None or not np.isfinite(value):
+    if value is None or not math.isfinite(value):
         return None
     return Decimal(repr(round(float(value), 6))).quantize(SIX)
 
 
 def _float(value):
-    return float(value) if value is not None and np.isfinite(value) else None
+    return float(value) if value is not None and math.isfinite(value) else None
 
 
 def snapshot_portfolios(*, names=None, since=None, exchange=None) -> list:
