@@ -79,6 +79,26 @@ class Portfolio(models.Model):
     def visible_to(self, user):
         return user.is_staff or self.owner_id == user.pk
 
+    def figures_stamp(self):
+        """A text that changes whenever the book's figures may: its settings, trades (every change is a new
+        version with a later knowledge time), cash, stored snapshots, the market data (each ingest is a
+        run, each review a correction) and the day. Five small aggregate queries; the overview caches its
+        figures under it, so a change anywhere is seen on the next view and nothing else recomputes them."""
+        from django.db.models import Count, Max
+        from django.utils import timezone
+
+        from marketdata.models import BarCorrection, IngestRun
+
+        trades = self.trades.aggregate(n=Count("id"), t=Max("knowledge_time"))
+        cash = self.cash_movements.aggregate(n=Count("id"), t=Max("created_at"), v=Max("voided_at"))
+        snapshots = self.snapshots.aggregate(n=Count("id"), t=Max("computed_at"))
+        runs = IngestRun.objects.aggregate(m=Max("id"), f=Max("finished_at"))  # a run's bars land before it ends
+        data = (*runs.values(), BarCorrection.objects.aggregate(m=Max("id"))["m"])
+        parts = (self.pk, self.name, self.base_currency, self.starting_cash, self.inception_date, self.benchmark_id,
+                 self.snapshots_stale_from, *trades.values(), *cash.values(), *snapshots.values(), *data,
+                 timezone.localdate())
+        return "|".join(str(part) for part in parts)
+
 
 class CashMovementQuerySet(models.QuerySet):
     def live(self):

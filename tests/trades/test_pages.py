@@ -100,7 +100,7 @@ def test_the_overview_query_count_does_not_grow_with_the_book(alice_client, alic
         for n in range(3):
             services.record_trade(portfolio=usd_book, user=alice, symbol=f"S{n:02d}", quantity=1, entry_price="10",
                                   entry_date=days[0])
-    with django_assert_max_num_queries(25) as small:
+    with django_assert_max_num_queries(36) as small:  # a first view: the figures stamp twice, then the figures
         assert alice_client.get("/").status_code == 200
     with django_capture_on_commit_callbacks(execute=True):
         for n in range(3, 12):
@@ -492,3 +492,27 @@ def test_the_admin_lists_show_plain_decimals(admin_client_, month):
     assert '<td class="field-quantity">10</td>' in body and "10.000000" not in body
     assert "Entry price" in body  # the column keeps its heading
     assert "10.000000" not in text(admin_client_.get(reverse("admin:trades_tradeversion_changelist")))
+
+
+def test_the_overview_is_cached_until_the_book_changes(alice_client, alice, usd_book, series,
+                                                       django_assert_max_num_queries,
+                                                       django_capture_on_commit_callbacks):
+    days = sessions("XNYS", dt.date(2024, 1, 2), 5)
+    series("ACME", "XNYS", {day: 10.0 + i for i, day in enumerate(days)})
+    series("BOLT", "XNYS", {day: 20.0 for day in days})
+    with django_capture_on_commit_callbacks(execute=True):
+        services.record_trade(portfolio=usd_book, user=alice, symbol="ACME", quantity=10, entry_price="10",
+                              entry_date=days[0])
+    def page():
+        return re.sub(r'name="csrfmiddlewaretoken" value="\w+"', "", alice_client.get("/").content.decode())
+
+    first = page()
+    assert "ACME" in first and "BOLT" not in first
+    with django_assert_max_num_queries(14):  # the figures come from the cache: the stamp, the page's own reads
+        assert page() == first
+    with django_capture_on_commit_callbacks(execute=True):
+        services.record_trade(portfolio=usd_book, user=alice, symbol="BOLT", quantity=5, entry_price="20",
+                              entry_date=days[1])
+    after = page()
+    assert "BOLT" in after  # a new trade: a new stamp, the figures computed again
+    assert "14.00" in first  # ACME's last close, marked at the stored snapshots' date
