@@ -50,3 +50,46 @@ def retry_rate_limited(event, context):
     for run in runs:
         logger.info("retry %s %s: %s (run #%s)", run.exchange, run.session, run.status, run.pk)
     return {"retried": [run.pk for run in runs]}
+
+
+# --- tasks in their own invocation (parakeet/celery.py) -------------------------------------------------
+
+def _lambda_client():
+    import boto3
+
+    return boto3.client("lambda")
+
+
+def dispatch(task, args, kwargs):
+    """Invoke this function asynchronously to run Celery task `task`; True when Lambda took it (202).
+
+    The event is Zappa's direct-command shape, {"command": "parakeet.lambda_handlers.run_task", ...}, which
+    Zappa's handler routes to run_task. If the invocation is refused (permissions, throttling), the task
+    runs here, in the request, as it would without Lambda, and the log says why (False is returned).
+    """
+    import json
+    import os
+
+    payload = json.dumps({"command": "parakeet.lambda_handlers.run_task", "task": task, "args": args,
+                          "kwargs": kwargs})
+    try:
+        answer = _lambda_client().invoke(FunctionName=os.environ["AWS_LAMBDA_FUNCTION_NAME"],
+                                         InvocationType="Event", Payload=payload.encode())
+    except Exception as exc:  # botocore's errors, a missing function name: run in-process instead
+        logger.warning("task %s: the asynchronous invocation failed (%s: %s); running it in this request",
+                       task, type(exc).__name__, exc)
+        return False
+    logger.info("task %s%s sent to an asynchronous invocation (status %s)", task, tuple(args),
+                answer.get("StatusCode"))
+    return answer.get("StatusCode") == 202
+
+
+def run_task(event, context):
+    """Run the Celery task an asynchronous invocation carries (sent by dispatch); its state and result."""
+    _setup()
+    from parakeet.celery import app
+
+    task = app.tasks[event["task"]]
+    result = task.apply(args=event.get("args") or [], kwargs=event.get("kwargs") or {})
+    logger.info("task %s%s ran: %s", event["task"], tuple(event.get("args") or []), result.state)
+    return {"task": event["task"], "state": result.state, "result": result.result}

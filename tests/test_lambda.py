@@ -191,3 +191,57 @@ def test_in_winter_the_early_rule_is_before_the_run_time_and_finds_yesterday_don
         assert daily_xnys(scheduled_event("arn:aws:events:x:1:rule/r", dt.datetime.now(UTC)), None) == {
             "exchange": "XNYS", "ran": False}
     assert IngestRun.objects.filter(kind="daily").count() == 1
+
+
+# --- BR-31: a manual refresh behind API Gateway answers 202 and runs in its own invocation ---------------------
+
+@pytest.mark.django_db
+def test_on_lambda_a_refresh_answers_202_and_the_chain_runs_in_an_asynchronous_invocation(
+        aws, lambda_handler, server, client, alice_write, settings, monkeypatch,  # noqa: F811
+        django_capture_on_commit_callbacks):
+    preload()
+    settings.PARAKEET_TASKS_VIA_LAMBDA = True
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "parakeet-dev")
+    sent = []
+
+    class Lambda:  # boto3's client as far as dispatch uses it; Lambda answers 202 to an Event invocation
+        def invoke(self, **kwargs):
+            sent.append(kwargs)
+            return {"StatusCode": 202}
+
+    monkeypatch.setattr("parakeet.lambda_handlers._lambda_client", Lambda)
+    evening = dt.datetime(2021, 4, 20, 22, 30, tzinfo=UTC)
+    with time_machine.travel(evening, tick=False), django_capture_on_commit_callbacks(execute=True):
+        response = client.post("/api/v1/data/refresh", {"exchange": "XNYS", "session": "2021-04-20"},
+                               content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {alice_write}")
+    assert response.status_code == 202
+    [run] = response.json()["runs"]
+    # Answered with nothing done: the work went to Lambda as an asynchronous invocation of this function.
+    assert IngestRun.objects.get(pk=run["id"]).status == "running"
+    assert PriceBar.objects.filter(date=US_SESSION).count() == 0
+    [call] = sent
+    assert (call["FunctionName"], call["InvocationType"]) == ("parakeet-dev", "Event")
+    event = json.loads(call["Payload"])
+    assert event["command"] == "parakeet.lambda_handlers.run_task"
+    # The invocation, routed by Zappa's own handler, runs the chain.
+    with time_machine.travel(evening, tick=False):
+        answer = lambda_handler.handler(event, None)
+    assert answer["state"] == "SUCCESS"
+    assert IngestRun.objects.get(pk=run["id"]).status == "success"
+    assert PriceBar.objects.filter(date=US_SESSION).count() == 3
+
+
+@pytest.mark.django_db
+def test_when_lambda_refuses_the_invocation_the_task_runs_in_the_request(settings, monkeypatch, alice, caplog):
+    from trades import tasks
+    from trades.models import Portfolio
+
+    book = Portfolio.objects.create(name="Alice", owner=alice, inception_date=dt.date(2024, 1, 2))
+    settings.PARAKEET_TASKS_VIA_LAMBDA = True
+    monkeypatch.delenv("AWS_LAMBDA_FUNCTION_NAME", raising=False)  # no function to invoke: a KeyError inside
+    ran = []
+    monkeypatch.setattr("trades.services.snapshot_portfolio",
+                        lambda *, portfolio, **kw: ran.append(portfolio.pk) or types.SimpleNamespace(written=0))
+    tasks.update_snapshots.delay(book.pk)
+    assert ran == [book.pk]
+    assert "the asynchronous invocation failed" in caplog.text

@@ -145,6 +145,10 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_BROKER_CONNECTION_TIMEOUT = 3
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
 CELERY_TIMEZONE = "UTC"
+# On Lambda without a broker, tasks run in an asynchronous invocation of the function itself, not inside the
+# web request (API Gateway answers 504 after 29 s): parakeet/celery.py. Off elsewhere (eager in-process).
+PARAKEET_TASKS_VIA_LAMBDA = env.bool_("PARAKEET_TASKS_VIA_LAMBDA",
+                                      bool(env.str_("AWS_LAMBDA_FUNCTION_NAME", "")) and not CELERY_BROKER_URL)
 # The daily chain per exchange, after its close in its own time zone (parakeet/schedules.py says why
 # these times). Zappa's scheduled events in zappa_settings.json fire the same chain on Lambda.
 CELERY_BEAT_SCHEDULE = schedules.beat_schedule()
