@@ -58,6 +58,7 @@ def latest_by_exchange():
     so the cost grows with instruments, not bars. Only when a last daily run failed does a second
     query read its errors.
     """
+    IngestRun.objects.close_interrupted()  # a killed run would say "running" forever
     last_bar = PriceBar.objects.filter(instrument=OuterRef("pk")).order_by("-date").values("date")[:1]
     latest_daily = {}
     for exchange in DAILY_EXCHANGES:

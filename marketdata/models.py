@@ -1,4 +1,6 @@
 """Market data: instruments, their daily bars, corporate actions, index membership and ingest runs."""
+import datetime as dt
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Count, Max, Min, Q
@@ -322,6 +324,21 @@ class IndexMembership(models.Model):
         return f"{self.index_code}: {self.instrument.symbol} {self.start}..{self.end or ''}"
 
 
+class IngestRunQuerySet(models.QuerySet):
+    def close_interrupted(self, now=None):
+        """Mark failed the runs still "running" after settings.INGEST_MAX_SECONDS: their process was killed
+        (a Lambda timeout, a restart, PostgreSQL going away) and will never say how it ended. What they
+        committed is kept; a rerun fetches again and stores each bar once. Returns how many were closed."""
+        from django.utils import timezone
+
+        now = now or timezone.now()
+        limit = settings.INGEST_MAX_SECONDS
+        error = (f"interrupted: still running after {limit // 60} minutes, so its process is gone (a Lambda "
+                 f"timeout, a restart); what it had committed is kept, and running it again is safe")
+        return self.filter(status=IngestRun.Status.RUNNING, started_at__lt=now - dt.timedelta(seconds=limit)).update(
+            status=IngestRun.Status.FAILED, finished_at=now, errors=[error])
+
+
 class IngestRun(models.Model):
     """One ingest: which provider and arguments, when, how it ended and what it changed.
 
@@ -364,6 +381,8 @@ class IngestRun(models.Model):
                              help_text="Daily chain: [{step, status, seconds, detail}] in the order run")
     retry_at = models.DateTimeField(null=True, blank=True, help_text="Rate limited: when the retry is due")
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+
+    objects = IngestRunQuerySet.as_manager()
 
     class Meta:
         ordering = ["-started_at", "-id"]

@@ -168,6 +168,8 @@ DAILY_LOCK_WAIT_SECONDS = env.int_("PARAKEET_DAILY_LOCK_WAIT", 900, minimum=1)
 DAILY_DORMANT_SESSIONS = env.int_("PARAKEET_DAILY_DORMANT_SESSIONS", 10, minimum=1)
 # How many times the retry sweep re-runs a session whose daily run ended rate limited (PITFALLS BR-14).
 DAILY_MAX_RETRIES = env.int_("PARAKEET_DAILY_MAX_RETRIES", 6, minimum=0)
+# A run still "running" after this long was killed (Lambda's timeout is 300 s): the data page marks it failed.
+INGEST_MAX_SECONDS = env.int_("PARAKEET_INGEST_MAX_SECONDS", 3600, minimum=60)
 
 TIINGO_API_KEY = env.str_("TIINGO_API_KEY", "")
 # HTTP providers (marketdata/providers): where each one lives, and how hard we may ask. The rate is

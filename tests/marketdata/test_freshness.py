@@ -111,7 +111,7 @@ def test_the_banner_costs_one_query_a_minute(alice_client, aapl, django_assert_n
         body = text(alice_client.get("/instruments/?q=zzz"))
     assert "3 sessions behind" in body
     freshness.forget()  # what the daily chain does when it ends
-    with django_assert_num_queries(4):  # ... and the freshness read again
+    with django_assert_num_queries(5):  # ... and the freshness read again (killed runs closed first)
         alice_client.get("/instruments/?q=zzz")
 
 
@@ -184,3 +184,22 @@ def test_nonsense_daily_providers_stop_the_boot(settings_from, value, message):
 def test_a_hook_that_is_not_a_dotted_path_stops_the_boot(settings_from):
     with pytest.raises(ImproperlyConfigured, match=r"PARAKEET_DAILY_HOOKS: 'snapshots' is not a dotted path"):
         settings_from(PARAKEET_DAILY_HOOKS="snapshots")
+
+
+def test_a_run_killed_mid_way_is_shown_failed_as_interrupted_not_running_forever(settings, make_bars):
+    # A Lambda timeout or a restart kills the process before it can record how the run ended.
+    settings.INGEST_MAX_SECONDS = 3600
+    make_bars("BHP", "XASX", [bar(dt.date(2024, 3, 7), 45.0)])
+    now = dt.datetime(2024, 3, 11, 9, 0, tzinfo=dt.timezone.utc)
+    killed = IngestRun.objects.create(kind="daily", provider="yahoo", exchange="XASX", session=dt.date(2024, 3, 8))
+    recent = IngestRun.objects.create(kind="bars", provider="csv")
+    IngestRun.objects.filter(pk=killed.pk).update(started_at=now - dt.timedelta(minutes=61))
+    IngestRun.objects.filter(pk=recent.pk).update(started_at=now - dt.timedelta(minutes=59))
+    with time_machine.travel(now, tick=False):
+        state = freshness.banner()
+    killed.refresh_from_db()
+    assert killed.status == "failed" and killed.finished_at == now
+    assert killed.errors == ["interrupted: still running after 60 minutes, so its process is gone (a Lambda timeout, "
+                             "a restart); what it had committed is kept, and running it again is safe"]
+    assert [run["id"] for run in state["failed"]] == [killed.pk]  # the banner says so, like any failed run
+    assert IngestRun.objects.get(pk=recent.pk).status == "running"  # an hour is not up: it may be working
