@@ -58,7 +58,6 @@ def latest_by_exchange():
     so the cost grows with instruments, not bars. Only when a last daily run failed does a second
     query read its errors.
     """
-    IngestRun.objects.close_interrupted()  # a killed run would say "running" forever
     last_bar = PriceBar.objects.filter(instrument=OuterRef("pk")).order_by("-date").values("date")[:1]
     latest_daily = {}
     for exchange in DAILY_EXCHANGES:
@@ -74,6 +73,8 @@ def latest_by_exchange():
     for exchange in DAILY_EXCHANGES:
         if rows and rows[0][f"{exchange}_id"] is not None:
             daily[exchange] = {field: rows[0][f"{exchange}_{field}"] for field in DAILY_FIELDS}
+    if any(run["status"] == IngestRun.Status.RUNNING for run in daily.values()) and IngestRun.objects.close_interrupted():
+        return latest_by_exchange()  # a killed run would have said "running" forever: now it says failed
     failed = [run["id"] for run in daily.values() if run["status"] in FAILED]
     return {
         "exchanges": [(row["exchange"], row["last_date"]) for row in rows if row["last_date"] is not None],

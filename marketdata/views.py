@@ -298,6 +298,7 @@ def _latest(bars, *, adjusted):
 
 def run_list(request):
     """Every ingest and daily run, newest first, 50 a page."""
+    IngestRun.objects.close_interrupted()  # a run whose process was killed says so, not "running"
     page = Paginator(IngestRun.objects.select_related("requested_by").order_by("-started_at", "-id"),
                      LIST_PAGE_SIZE).get_page(request.GET.get("page"))
     return render(request, "marketdata/ingestrun_list.html", {"page": page, "runs": page.object_list})

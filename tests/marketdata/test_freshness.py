@@ -111,7 +111,7 @@ def test_the_banner_costs_one_query_a_minute(alice_client, aapl, django_assert_n
         body = text(alice_client.get("/instruments/?q=zzz"))
     assert "3 sessions behind" in body
     freshness.forget()  # what the daily chain does when it ends
-    with django_assert_num_queries(5):  # ... and the freshness read again (killed runs closed first)
+    with django_assert_num_queries(4):  # ... and the freshness read again
         alice_client.get("/instruments/?q=zzz")
 
 
