@@ -103,13 +103,13 @@ def scanner(request, run_id=None):
         else:
             errors += _errors(form)
     if run_id is not None:
-        run = get_object_or_404(ScanRun.objects.for_list(), pk=run_id)
+        run = get_object_or_404(ScanRun.objects.visible_to(request.user).for_list(), pk=run_id)
     else:
-        run = ScanRun.objects.latest_result()
+        run = ScanRun.objects.visible_to(request.user).latest_result()
     context = {"form": form, "errors": errors, "run": run, **_choices()}
     if run is not None:
         context.update(_run_context(request, run))
-    context.update(_saved_and_recent())
+    context.update(_saved_and_recent(request.user))
     return render(request, "scanner/scanrun_detail.html", context, status=400 if errors else 200)
 
 
@@ -169,13 +169,14 @@ def _run_context(request, run):
             "save_form": SaveScreenForm(initial={"screen": run.screen, "universe": run.universe, "daily": True})}
 
 
-def _saved_and_recent():
+def _saved_and_recent(user):
     # A saved screen's latest run is the one run last, as the results page's default is.
-    latest = ScanRun.objects.successful().filter(saved_screen=OuterRef("pk")).order_by("-created_at", "-id")
+    runs = ScanRun.objects.visible_to(user)
+    latest = runs.successful().filter(saved_screen=OuterRef("pk")).order_by("-created_at", "-id")
     saved = SavedScreen.objects.order_by("name").annotate(
         last_run=Subquery(latest.values("pk")[:1]), last_as_of=Subquery(latest.values("as_of")[:1]),
         last_hits=Subquery(latest.values("hit_count")[:1]))
-    return {"saved": saved, "recent": ScanRun.objects.for_list().order_by("-created_at", "-id")[:RECENT_RUNS]}
+    return {"saved": saved, "recent": runs.for_list().order_by("-created_at", "-id")[:RECENT_RUNS]}
 
 
 def save_screen(request):
@@ -215,7 +216,8 @@ def delete_screen(request, name):
 def hit_detail(request, hit_id):
     """One hit: the instrument's adjusted chart around the scan with the setup marked, and every metric
     and rule that put it on the list."""
-    hit = get_object_or_404(ScanHit.objects.select_related("run", "run__saved_screen", "instrument"), pk=hit_id)
+    hits = ScanHit.objects.filter(run__in=ScanRun.objects.visible_to(request.user))
+    hit = get_object_or_404(hits.select_related("run", "run__saved_screen", "instrument"), pk=hit_id)
     run, instrument = hit.run, hit.instrument
     params = run.params
     start = run.as_of - dt.timedelta(days=CHART_BEFORE_DAYS)
@@ -249,7 +251,8 @@ def replays(request):
     initial = {"screen": request.GET.get("screen", "momentum-us"), "universe": request.GET.get("universe", ""),
                "horizons": "5,20,60", "only_new": True}
     run_id = request.GET.get("run", "")
-    source = ScanRun.objects.select_related("saved_screen").filter(pk=int(run_id)).first() if run_id.isdigit() else None
+    source = (ScanRun.objects.visible_to(request.user).select_related("saved_screen").filter(pk=int(run_id)).first()
+              if run_id.isdigit() else None)
     if source is not None:
         try:
             overrides = services.overrides_of(source, saved=source.saved_screen)
@@ -275,7 +278,8 @@ def replays(request):
                 return redirect("scanner:replay_detail", replay_id=replay.pk)
         else:
             errors += _errors(form)
-    listed = ScanReplay.objects.select_related("saved_screen", "requested_by").defer("hits", "daily")
+    listed = (ScanReplay.objects.visible_to(request.user).select_related("saved_screen", "requested_by")
+              .defer("hits", "daily"))
     return render(request, "scanner/scanreplay_list.html", {
         "form": form, "errors": errors, "replays": listed[:RECENT_REPLAYS], **_choices(),
     }, status=400 if errors else 200)
@@ -283,7 +287,8 @@ def replays(request):
 
 def replay_detail(request, replay_id):
     """One replay: forward returns of the hits against the universe per horizon, hits per day, the hits."""
-    replay = get_object_or_404(ScanReplay.objects.select_related("saved_screen", "requested_by"), pk=replay_id)
+    visible = ScanReplay.objects.visible_to(request.user).select_related("saved_screen", "requested_by")
+    replay = get_object_or_404(visible, pk=replay_id)
     context = {"replay": replay}
     if replay.status == JobStatus.SUCCESS:
         horizons = replay.summary.get("horizons", [])
@@ -300,13 +305,14 @@ def replay_detail(request, replay_id):
 
 def backtest_scan(request, run_id):
     """POST: start the breakout strategy's backtest with this momentum-breakout scan's rules, go to its page."""
-    run = get_object_or_404(ScanRun.objects.for_list(), pk=run_id)
+    run = get_object_or_404(ScanRun.objects.visible_to(request.user).for_list(), pk=run_id)
     return _backtest(request, run, reverse("scanner:run_detail", kwargs={"run_id": run.pk}))
 
 
 def backtest_replay(request, replay_id):
     """POST: the same for a replay, over the replay's dates."""
-    replay = get_object_or_404(ScanReplay.objects.select_related("saved_screen").defer("hits", "daily"), pk=replay_id)
+    replay = get_object_or_404(ScanReplay.objects.visible_to(request.user).select_related("saved_screen")
+                               .defer("hits", "daily"), pk=replay_id)
     return _backtest(request, replay, reverse("scanner:replay_detail", kwargs={"replay_id": replay.pk}))
 
 
