@@ -7,6 +7,7 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import OuterRef, Subquery
 from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
 from django.urls import reverse
 from django.utils.safestring import mark_safe
 
@@ -179,10 +180,10 @@ def _saved_and_recent(user):
     return {"saved": saved, "recent": runs.for_list().order_by("-created_at", "-id")[:RECENT_RUNS]}
 
 
+@require_POST
 def save_screen(request):
-    """POST: save the scan form's screen, universe and parameters under a name (replacing one of that name)."""
-    if request.method != "POST":
-        return redirect("scanner:scanner")
+    """POST: save the scan form's screen, universe and parameters under a name (replacing one of that name
+    that its creator, or staff, saved before)."""
     form = SaveScreenForm(request.POST)
     problems = _errors(form) if not form.is_valid() else []
     if not problems:
@@ -201,11 +202,10 @@ def save_screen(request):
     return redirect("scanner:scanner")
 
 
+@require_POST
 def delete_screen(request, name):
     """POST: delete a saved screen (its creator or staff); its runs stay, as ad-hoc runs of the screen."""
     saved = get_object_or_404(SavedScreen, name=name)
-    if request.method != "POST":
-        return redirect("scanner:scanner")
     if not (request.user.is_staff or (saved.created_by_id and saved.created_by_id == request.user.pk)):
         raise PermissionDenied("Only its creator or staff may delete a saved screen.")
     saved.delete()
@@ -303,12 +303,14 @@ def replay_detail(request, replay_id):
     return render(request, "scanner/scanreplay_detail.html", context)
 
 
+@require_POST
 def backtest_scan(request, run_id):
     """POST: start the breakout strategy's backtest with this momentum-breakout scan's rules, go to its page."""
     run = get_object_or_404(ScanRun.objects.visible_to(request.user).for_list(), pk=run_id)
     return _backtest(request, run, reverse("scanner:run_detail", kwargs={"run_id": run.pk}))
 
 
+@require_POST
 def backtest_replay(request, replay_id):
     """POST: the same for a replay, over the replay's dates."""
     replay = get_object_or_404(ScanReplay.objects.visible_to(request.user).select_related("saved_screen")
@@ -317,8 +319,6 @@ def backtest_replay(request, replay_id):
 
 
 def _backtest(request, source, back):
-    if request.method != "POST":
-        return redirect(back)
     try:
         run = services.start_screen_backtest(source=source, requested_by=request.user)
     except services.ScanError as exc:

@@ -9,6 +9,7 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.safestring import mark_safe
 from django.utils.text import slugify
+from django.views.decorators.http import require_POST
 
 from marketdata.charts import figure_json
 from quant import strategies
@@ -135,10 +136,9 @@ def _parse_dates(dates):
     return out, errors
 
 
+@require_POST
 def start_run(request):
     """POST from a catalog form: validate, queue the run, go to its page (400 with the problems otherwise)."""
-    if request.method != "POST":
-        return redirect("strategies:catalog")
     name = request.POST.get("strategy", "")
     try:
         strategy = strategies.get(name)
@@ -239,10 +239,9 @@ def _values(text):
     return [part.strip() for part in (text or "").split(",") if part.strip()]
 
 
+@require_POST
 def start_sweep(request):
     """POST from the sweep form: two parameters with their values, or one; queue it and go to its page."""
-    if request.method != "POST":
-        return redirect("strategies:catalog")
     name = request.POST.get("strategy", "")
     grid = {}
     for axis in ("x", "y"):
