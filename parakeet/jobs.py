@@ -10,6 +10,15 @@ class JobStatus(models.TextChoices):
     FAILED = "failed", "Failed"
 
 
+class JobQuerySet(models.QuerySet):
+    def visible_to(self, user):
+        """The jobs `user` may see: their own and the desk's (started by a command or the daily chain, no
+        requester); staff see every one. A trader's research is theirs, as their portfolios are."""
+        if user.is_staff:
+            return self
+        return self.filter(models.Q(requested_by=user) | models.Q(requested_by__isnull=True))
+
+
 class Job(models.Model):
     status = models.CharField(max_length=8, choices=JobStatus.choices, default=JobStatus.QUEUED)
     params = models.JSONField(default=dict, blank=True)
@@ -19,6 +28,8 @@ class Job(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True)
+
+    objects = JobQuerySet.as_manager()
 
     class Meta:
         abstract = True

@@ -69,12 +69,13 @@ def get_results(request, run: Optional[int] = None, as_of: Optional[dt.date] = N
     """A scan's funnel and hits. Default: the successful run created last, whatever its as-of date (of
     `screen` and `universe` if given); `as_of`: the successful run as of that date or the nearest session
     before; `run`: that run, whatever its status (a queued or failed run has no hits)."""
+    runs = ScanRun.objects.visible_to(request.user)
     if run is not None:
-        found = ScanRun.objects.for_list().filter(pk=run).first()
+        found = runs.for_list().filter(pk=run).first()
         if found is None:
             raise ScanRun.DoesNotExist(f"no scan run with id {run}")
     else:
-        found = ScanRun.objects.latest_result(screen=screen, universe=universe, as_of=as_of)
+        found = runs.latest_result(screen=screen, universe=universe, as_of=as_of)
         if found is None:
             what = " ".join(filter(None, [screen, universe, as_of and f"as of {as_of}"]))
             raise ScanRun.DoesNotExist(f"no successful scan{' ' + what if what else ''} yet")
@@ -84,8 +85,9 @@ def get_results(request, run: Optional[int] = None, as_of: Optional[dt.date] = N
 @router.get("/runs", response={200: list[ScanRunOut], **ERRORS})
 @paginate(PageNumberPagination, max_page_size=MAX_PAGE_SIZE)
 def list_scan_runs(request, screen: Optional[str] = None, universe: Optional[str] = None):
-    """Scan runs, newest as-of first; `screen` (saved name or built-in key) and `universe` narrow them."""
-    runs = ScanRun.objects.for_list()
+    """Your scan runs and the desk's (staff: everyone's), newest as-of first; `screen` (saved name or
+    built-in key) and `universe` narrow them."""
+    runs = ScanRun.objects.visible_to(request.user).for_list()
     if screen:
         runs = runs.named(screen)
     if universe:
@@ -104,7 +106,7 @@ def list_screens(request):
 
 @router.post("/screens", response={201: SavedScreenOut, **ERRORS})
 def save_screen(request, payload: SavedScreenIn):
-    """Create or replace a saved screen (parameters validated first); daily ones run after each ingest."""
+    """Create a saved screen, or replace one you saved (staff: any); daily ones run after each ingest."""
     try:
         saved = services.save_screen(name=payload.name, screen=payload.screen, universe=payload.universe,
                                      params=payload.params, daily=payload.daily, description=payload.description,
@@ -130,7 +132,8 @@ def create_replay(request, payload: ReplayIn):
 
 @router.get("/replays/{replay_id}", response={200: ReplayOut, **ERRORS, 404: Message})
 def get_replay(request, replay_id: int):
-    found = ScanReplay.objects.select_related("saved_screen", "requested_by").filter(pk=replay_id).first()
+    found = (ScanReplay.objects.visible_to(request.user).select_related("saved_screen", "requested_by")
+             .filter(pk=replay_id).first())
     if found is None:
         raise ScanReplay.DoesNotExist(f"no replay with id {replay_id}")
     return found

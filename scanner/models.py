@@ -5,7 +5,7 @@ from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
 
-from parakeet.jobs import Job, JobStatus
+from parakeet.jobs import Job, JobQuerySet, JobStatus
 from quant.screen_names import SCREEN_LABELS
 
 SCREEN_CHOICES = list(SCREEN_LABELS.items())
@@ -62,7 +62,7 @@ class SavedScreen(models.Model):
         return screen_label(self.screen)
 
 
-class ScanRunQuerySet(models.QuerySet):
+class ScanRunQuerySet(JobQuerySet):
     def successful(self):
         return self.filter(status=JobStatus.SUCCESS)
 

@@ -300,9 +300,11 @@ def save_screen(*, name: str, screen: str, universe: str, params: dict | None = 
     """Create or replace the saved screen `name`. `params` are overrides of the screen's defaults, merged
     as a scan merges them; what is stored is the smallest overrides that give the same parameters
     (quant.screens.param_overrides: a run's page posts its `overrides_of`, so the saved screen runs
-    with exactly that run's parameters).
+    with exactly that run's parameters). Only its creator or staff replace a screen (`user` None: a
+    command, which may); the creator stays its creator.
 
-    Raises ScanError naming the field: a bad name, an unknown screen or universe, a bad parameter.
+    Raises ScanError naming the field: a bad name, a name another trader's (or the desk's) screen has,
+    an unknown screen or universe, a bad parameter.
     """
     name = (name or "").strip().lower()
     field = SavedScreen._meta.get_field("name")
@@ -320,10 +322,24 @@ def save_screen(*, name: str, screen: str, universe: str, params: dict | None = 
         raise ScanError(f"unknown screen {screen!r} (known: {', '.join(quant_screens.SCREENS)})", field="screen")
     codes = universe_codes(universe)
     overrides = quant_screens.param_overrides(requested_params(key, params))
-    saved, _ = SavedScreen.objects.update_or_create(name=name, defaults={
-        "screen": key, "universe": "+".join(codes), "params": overrides, "daily": daily,
-        "description": description[:200], "created_by": user})
+    existing = SavedScreen.objects.filter(name=name).first()
+    if existing is not None and not _may_replace(user, existing):
+        raise ScanError(f"name {name!r} is taken by a saved screen you did not create; choose another",
+                        field="name")
+    saved, _ = SavedScreen.objects.update_or_create(
+        name=name, defaults={"screen": key, "universe": "+".join(codes), "params": overrides, "daily": daily,
+                             "description": description[:200]},
+        create_defaults={"screen": key, "universe": "+".join(codes), "params": overrides, "daily": daily,
+                         "description": description[:200], "created_by": user})
     return saved
+
+
+def _may_replace(user, saved: SavedScreen) -> bool:
+    # The daily chain runs saved screens for the whole desk: a trader must not rewrite another's (or the
+    # desk's own, which have no creator) by saving under its name.
+    if user is None or user.is_staff:
+        return True
+    return saved.created_by_id is not None and saved.created_by_id == user.pk
 
 
 # --- replays ---------------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import OuterRef, Subquery
 from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
 from django.urls import reverse
 from django.utils.safestring import mark_safe
 
@@ -108,13 +109,13 @@ def scanner(request, run_id=None):
         else:
             errors += _errors(form)
     if run_id is not None:
-        run = get_object_or_404(ScanRun.objects.for_list(), pk=run_id)
+        run = get_object_or_404(ScanRun.objects.visible_to(request.user).for_list(), pk=run_id)
     else:
-        run = ScanRun.objects.latest_result()
+        run = ScanRun.objects.visible_to(request.user).latest_result()
     context = {"form": form, "errors": errors, "run": run, **_choices()}
     if run is not None:
         context.update(_run_context(request, run))
-    context.update(_saved_and_recent())
+    context.update(_saved_and_recent(request.user))
     return render(request, "scanner/scanrun_detail.html", context, status=400 if errors else 200)
 
 
@@ -174,19 +175,20 @@ def _run_context(request, run):
             "save_form": SaveScreenForm(initial={"screen": run.screen, "universe": run.universe, "daily": True})}
 
 
-def _saved_and_recent():
+def _saved_and_recent(user):
     # A saved screen's latest run is the one run last, as the results page's default is.
-    latest = ScanRun.objects.successful().filter(saved_screen=OuterRef("pk")).order_by("-created_at", "-id")
+    runs = ScanRun.objects.visible_to(user)
+    latest = runs.successful().filter(saved_screen=OuterRef("pk")).order_by("-created_at", "-id")
     saved = SavedScreen.objects.order_by("name").annotate(
         last_run=Subquery(latest.values("pk")[:1]), last_as_of=Subquery(latest.values("as_of")[:1]),
         last_hits=Subquery(latest.values("hit_count")[:1]))
-    return {"saved": saved, "recent": ScanRun.objects.for_list().order_by("-created_at", "-id")[:RECENT_RUNS]}
+    return {"saved": saved, "recent": runs.for_list().order_by("-created_at", "-id")[:RECENT_RUNS]}
 
 
+@require_POST
 def save_screen(request):
-    """POST: save the scan form's screen, universe and parameters under a name (replacing one of that name)."""
-    if request.method != "POST":
-        return redirect("scanner:scanner")
+    """POST: save the scan form's screen, universe and parameters under a name (replacing one of that name
+    that its creator, or staff, saved before)."""
     form = SaveScreenForm(request.POST)
     problems = _errors(form) if not form.is_valid() else []
     if not problems:
@@ -205,11 +207,10 @@ def save_screen(request):
     return redirect("scanner:scanner")
 
 
+@require_POST
 def delete_screen(request, name):
     """POST: delete a saved screen (its creator or staff); its runs stay, as ad-hoc runs of the screen."""
     saved = get_object_or_404(SavedScreen, name=name)
-    if request.method != "POST":
-        return redirect("scanner:scanner")
     if not (request.user.is_staff or (saved.created_by_id and saved.created_by_id == request.user.pk)):
         raise PermissionDenied("Only its creator or staff may delete a saved screen.")
     saved.delete()
@@ -220,7 +221,8 @@ def delete_screen(request, name):
 def hit_detail(request, hit_id):
     """One hit: the instrument's adjusted chart around the scan with the setup marked, and every metric
     and rule that put it on the list."""
-    hit = get_object_or_404(ScanHit.objects.select_related("run", "run__saved_screen", "instrument"), pk=hit_id)
+    hits = ScanHit.objects.filter(run__in=ScanRun.objects.visible_to(request.user))
+    hit = get_object_or_404(hits.select_related("run", "run__saved_screen", "instrument"), pk=hit_id)
     run, instrument = hit.run, hit.instrument
     params = run.params
     start = run.as_of - dt.timedelta(days=CHART_BEFORE_DAYS)
@@ -254,7 +256,8 @@ def replays(request):
     initial = {"screen": request.GET.get("screen", "momentum-us"), "universe": request.GET.get("universe", ""),
                "horizons": "5,20,60", "only_new": True}
     run_id = request.GET.get("run", "")
-    source = ScanRun.objects.select_related("saved_screen").filter(pk=int(run_id)).first() if run_id.isdigit() else None
+    source = (ScanRun.objects.visible_to(request.user).select_related("saved_screen").filter(pk=int(run_id)).first()
+              if run_id.isdigit() else None)
     if source is not None:
         try:
             overrides = services.overrides_of(source, saved=source.saved_screen)
@@ -280,7 +283,8 @@ def replays(request):
                 return redirect("scanner:replay_detail", replay_id=replay.pk)
         else:
             errors += _errors(form)
-    listed = ScanReplay.objects.select_related("saved_screen", "requested_by").defer("hits", "daily")
+    listed = (ScanReplay.objects.visible_to(request.user).select_related("saved_screen", "requested_by")
+              .defer("hits", "daily"))
     return render(request, "scanner/scanreplay_list.html", {
         "form": form, "errors": errors, "replays": listed[:RECENT_REPLAYS], **_choices(),
     }, status=400 if errors else 200)
@@ -288,7 +292,8 @@ def replays(request):
 
 def replay_detail(request, replay_id):
     """One replay: forward returns of the hits against the universe per horizon, hits per day, the hits."""
-    replay = get_object_or_404(ScanReplay.objects.select_related("saved_screen", "requested_by"), pk=replay_id)
+    visible = ScanReplay.objects.visible_to(request.user).select_related("saved_screen", "requested_by")
+    replay = get_object_or_404(visible, pk=replay_id)
     context = {"replay": replay}
     if replay.status == JobStatus.SUCCESS:
         horizons = replay.summary.get("horizons", [])
@@ -303,21 +308,22 @@ def replay_detail(request, replay_id):
     return render(request, "scanner/scanreplay_detail.html", context)
 
 
+@require_POST
 def backtest_scan(request, run_id):
     """POST: start the breakout strategy's backtest with this momentum-breakout scan's rules, go to its page."""
-    run = get_object_or_404(ScanRun.objects.for_list(), pk=run_id)
+    run = get_object_or_404(ScanRun.objects.visible_to(request.user).for_list(), pk=run_id)
     return _backtest(request, run, reverse("scanner:run_detail", kwargs={"run_id": run.pk}))
 
 
+@require_POST
 def backtest_replay(request, replay_id):
     """POST: the same for a replay, over the replay's dates."""
-    replay = get_object_or_404(ScanReplay.objects.select_related("saved_screen").defer("hits", "daily"), pk=replay_id)
+    replay = get_object_or_404(ScanReplay.objects.visible_to(request.user).select_related("saved_screen")
+                               .defer("hits", "daily"), pk=replay_id)
     return _backtest(request, replay, reverse("scanner:replay_detail", kwargs={"replay_id": replay.pk}))
 
 
 def _backtest(request, source, back):
-    if request.method != "POST":
-        return redirect(back)
     try:
         run = services.start_screen_backtest(source=source, requested_by=request.user)
     except services.ScanError as exc:

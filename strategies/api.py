@@ -54,8 +54,8 @@ def create_backtest(request, payload: BacktestIn):
 @router.get("/backtests", response={200: list[BacktestOut], **ERRORS})
 @paginate(PageNumberPagination, max_page_size=100)
 def list_backtests(request, strategy: str = None):
-    """Backtest runs, newest first; `strategy` filters by name."""
-    runs = BacktestRun.objects.select_related("requested_by")
+    """Your backtest runs and the desk's (staff: everyone's), newest first; `strategy` filters by name."""
+    runs = BacktestRun.objects.visible_to(request.user).select_related("requested_by")
     return runs.filter(strategy=strategy) if strategy else runs
 
 
@@ -63,7 +63,7 @@ def list_backtests(request, strategy: str = None):
 def get_backtest(request, run_id: int):
     """One run: status, parameters, data range, timings, metrics (null with a reason when undefined), benchmark,
     bias check, PSR, final holdings and the orders not placed."""
-    run = BacktestRun.objects.select_related("requested_by").filter(pk=run_id).first()
+    run = BacktestRun.objects.visible_to(request.user).select_related("requested_by").filter(pk=run_id).first()
     if run is None:
         raise BacktestRun.DoesNotExist(f"no backtest with id {run_id}")
     return run
@@ -71,9 +71,9 @@ def get_backtest(request, run_id: int):
 
 @router.get("/performance", response={200: list[PerformanceRow], **ERRORS})
 def get_performance(request):
-    """The latest successful run of each strategy side by side, with its benchmark and bias check."""
+    """The latest successful run of each strategy you can see side by side, with its benchmark and bias check."""
     rows = []
-    for run in BacktestRun.objects.latest_per_strategy():
+    for run in BacktestRun.objects.visible_to(request.user).latest_per_strategy():
         values = run.metrics.get("strategy", {}).get("values", {})
         bench = run.metrics.get("benchmark", {}).get("values", {})
         rows.append({
@@ -105,7 +105,7 @@ def create_sweep(request, payload: SweepIn):
 def get_sweep(request, sweep_id: int):
     """A sweep: progress, every parameter set's metrics, and once done its validation (best set, deflated
     Sharpe over all trials, walk-forward, bias check)."""
-    sweep = BacktestSweep.objects.filter(pk=sweep_id).first()
+    sweep = BacktestSweep.objects.visible_to(request.user).filter(pk=sweep_id).first()
     if sweep is None:
         raise BacktestSweep.DoesNotExist(f"no sweep with id {sweep_id}")
     return _sweep(sweep)

@@ -1,16 +1,16 @@
 """Backtest runs and parameter sweeps: one row per run or sweep, its parameters, data range, outcome and artifacts."""
 from django.db import models
 
-from parakeet.jobs import Job
+from parakeet.jobs import Job, JobQuerySet
 
 
-class BacktestRunQuerySet(models.QuerySet):
+class BacktestRunQuerySet(JobQuerySet):
     def finished(self):
         return self.filter(status="success")
 
     def latest_per_strategy(self):
-        """The newest successful run of each strategy (the performance comparison)."""
-        newest = (self.model.objects.finished().filter(strategy=models.OuterRef("strategy"))
+        """The newest successful run of each strategy among these (the performance comparison)."""
+        newest = (self.finished().filter(strategy=models.OuterRef("strategy"))
                   .order_by("-finished_at", "-id").values("id")[:1])
         return self.finished().filter(id=models.Subquery(newest)).order_by("strategy")
 

@@ -8,6 +8,7 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.safestring import mark_safe
 from django.utils.text import slugify
+from django.views.decorators.http import require_POST
 
 from parakeet.lazy import lazy_module
 
@@ -86,8 +87,8 @@ def _catalog_context(request, *, chosen=None, values=None, errors=None, common=N
     return {
         "cards": cards, "engine": services.ENGINE_DEFAULTS, "first": first, "last": last,
         "default_universe": services.default_universe(),
-        "runs": BacktestRun.objects.select_related("requested_by")[:RECENT],
-        "sweeps": BacktestSweep.objects.all()[:10],
+        "runs": BacktestRun.objects.visible_to(request.user).select_related("requested_by")[:RECENT],
+        "sweeps": BacktestSweep.objects.visible_to(request.user)[:10],
         "sweep_errors": sweep_errors, "sweep_values": values if sweep_errors else None,
         "param_names": {s.name: list(s.params.model_fields) for s in strategies.CATALOG.values()},
     }
@@ -139,10 +140,9 @@ def _parse_dates(dates):
     return out, errors
 
 
+@require_POST
 def start_run(request):
     """POST from a catalog form: validate, queue the run, go to its page (400 with the problems otherwise)."""
-    if request.method != "POST":
-        return redirect("strategies:catalog")
     name = request.POST.get("strategy", "")
     try:
         strategy = strategies.get(name)
@@ -173,7 +173,7 @@ def start_run(request):
 def backtest_detail(request, pk):
     """A run: metrics with their definitions, equity vs benchmark, drawdown, monthly heatmap, rolling Sharpe,
     trades, the bias check and the survivorship flag."""
-    run = get_object_or_404(BacktestRun.objects.select_related("requested_by"), pk=pk)
+    run = get_object_or_404(BacktestRun.objects.visible_to(request.user).select_related("requested_by"), pk=pk)
     strategy = strategies.CATALOG.get(run.strategy)
     given = run.params.get("strategy", {})
     # In the parameter model's order (PostgreSQL's jsonb keeps keys in its own order).
@@ -221,8 +221,9 @@ def compare(request):
     for part in raw.split(","):
         if part.strip().isdigit():
             ids.append(int(part))
-    runs = list(BacktestRun.objects.filter(pk__in=ids, status="success").order_by("id"))
-    context = {"runs": runs, "asked": ids, "metrics": METRICS[:11], "recent": BacktestRun.objects.finished()[:RECENT]}
+    visible = BacktestRun.objects.visible_to(request.user)
+    runs = list(visible.filter(pk__in=ids, status="success").order_by("id"))
+    context = {"runs": runs, "asked": ids, "metrics": METRICS[:11], "recent": visible.finished()[:RECENT]}
     if runs:
         curves = {}
         for run in runs:
@@ -243,10 +244,9 @@ def _values(text):
     return [part.strip() for part in (text or "").split(",") if part.strip()]
 
 
+@require_POST
 def start_sweep(request):
     """POST from the sweep form: two parameters with their values, or one; queue it and go to its page."""
-    if request.method != "POST":
-        return redirect("strategies:catalog")
     name = request.POST.get("strategy", "")
     grid = {}
     for axis in ("x", "y"):
@@ -271,7 +271,7 @@ def start_sweep(request):
 
 def sweep_detail(request, pk):
     """A sweep: progress, the Sharpe heatmap over its two parameters, every set's metrics, and its validation."""
-    sweep = get_object_or_404(BacktestSweep, pk=pk)
+    sweep = get_object_or_404(BacktestSweep.objects.visible_to(request.user), pk=pk)
     results = list(sweep.results.order_by("index"))
     grid = sweep.params["grid"]
     names = list(grid)
@@ -370,7 +370,8 @@ def _markdown(text):
 
 
 def backtest_list(request):
-    """Every run, newest first, 50 a page."""
-    page = Paginator(BacktestRun.objects.select_related("requested_by"), 50).get_page(request.GET.get("page"))
+    """Your runs and the desk's (staff: every run), newest first, 50 a page."""
+    runs = BacktestRun.objects.visible_to(request.user).select_related("requested_by")
+    page = Paginator(runs, 50).get_page(request.GET.get("page"))
     return render(request, "strategies/backtestrun_list.html", {"page": page, "runs": page.object_list})
 

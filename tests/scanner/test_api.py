@@ -212,3 +212,22 @@ def test_the_responses_match_the_published_schema(client, alice_client, alice_wr
     assert all(isinstance(v, (float, int)) or v is None for h in parsed["hits"] for v in h["sparkline"])
     runs = client.get(f"{API}/runs?screen=high_52w", **bearer(alice_write)).json()
     assert runs["count"] == 1 and runs["items"][0]["id"] == run["id"]
+
+
+def test_another_trader_s_runs_and_replays_answer_404_and_are_not_listed(client, alice, bob, highs):
+    from parakeet.models import ApiToken
+    from scanner import services
+
+    run = services.scan(screen="high_52w", universe="TEST", params=PARAMS, requested_by=alice)
+    replay = services.start_replay(screen="high_52w", universe="TEST", start=DAYS[10], end=DAYS[-1],
+                                   requested_by=alice)
+    token = ApiToken(user=bob, name="bob read", scope="read")
+    raw = token.issue()
+    token.save()
+    assert client.get(f"{API}/results?run={run.pk}", **bearer(raw)).status_code == 404
+    assert client.get(f"{API}/replays/{replay.pk}", **bearer(raw)).status_code == 404
+    assert client.get(f"{API}/runs", **bearer(raw)).json()["items"] == []
+    # Her latest run is not his "latest": he has none yet.
+    assert client.get(f"{API}/results", **bearer(raw)).status_code == 404
+    desk = services.scan(screen="high_52w", universe="TEST", params=PARAMS)  # a command's run: the desk's
+    assert client.get(f"{API}/results", **bearer(raw)).json()["run"]["id"] == desk.pk

@@ -254,3 +254,29 @@ def test_the_admin_refuses_a_saved_screen_that_cannot_run(admin_client_, highs):
                                         "params": '{"window": 5}', "daily": "on"})
     assert response.status_code == 302
     assert SavedScreen.objects.get(name="x").universe == "TEST"
+
+
+def test_another_trader_s_run_hit_and_replay_are_not_found_and_not_listed(alice_client, bob, highs,
+                                                                          django_capture_on_commit_callbacks):
+    from django.test import Client
+
+    from scanner import services
+
+    run_from_the_form(alice_client, django_capture_on_commit_callbacks)
+    run = ScanRun.objects.get()
+    hit = run.hits.first()
+    replay = services.start_replay(screen="high_52w", universe="TEST", start=DAYS[10], end=DAYS[-1],
+                                   requested_by=run.requested_by)
+    desk = services.scan(screen="high_52w", universe="TEST", params={"filters": {}, "window": 5, "within": 0})
+    client = Client()
+    client.force_login(bob)
+    for url in (f"/scanner/runs/{run.pk}/", f"/scanner/hits/{hit.pk}/", f"/scanner/replays/{replay.pk}/",
+                f"/scanner/replays/?run={run.pk}"):
+        response = client.get(url)
+        assert response.status_code == (200 if "?run=" in url else 404), url
+    # The form is not pre-filled from her run, and neither list names it; the desk's run (no requester) he sees.
+    assert f'value="{run.as_of}"' not in client.get(f"/scanner/replays/?run={run.pk}").content.decode()
+    page = client.get("/scanner/")
+    assert page.context["run"] == desk and list(page.context["recent"]) == [desk]
+    assert list(client.get("/scanner/replays/").context["replays"]) == []
+    assert alice_client.get(f"/scanner/runs/{run.pk}/").status_code == 200

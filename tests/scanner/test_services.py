@@ -498,3 +498,18 @@ def test_saved_screens_of_the_migration_are_there():
     assert list(SavedScreen.objects.values_list("name", "screen", "universe", "daily")) == [
         ("momentum-asx", "momentum_breakout", "ASX300", True), ("momentum-us", "momentum_breakout", "SP500", True)]
     assert US_TICKERS[0] == "AAPL"
+
+
+def test_a_saved_screen_is_replaced_only_by_its_creator_or_staff(universe, alice, bob, carol):
+    universe("TEST", {"A": rising(30)})
+    services.save_screen(name="alice-highs", screen="high_52w", universe="TEST", params={"window": 5}, user=alice)
+    with pytest.raises(services.ScanError, match="name 'alice-highs' is taken by a saved screen you did not create"):
+        services.save_screen(name="alice-highs", screen="high_52w", universe="TEST", params={"window": 9}, user=bob)
+    # The desk's own screens (from the migrations, no creator) are staff's to change.
+    with pytest.raises(services.ScanError, match="name 'momentum-us' is taken"):
+        services.save_screen(name="momentum-us", screen="high_52w", universe="TEST", user=alice)
+    assert services.save_screen(name="alice-highs", screen="high_52w", universe="TEST", params={"window": 7},
+                                user=alice).params == {"window": 7}
+    corrected = services.save_screen(name="alice-highs", screen="high_52w", universe="TEST", params={"window": 6},
+                                     user=carol)
+    assert (corrected.params, corrected.created_by) == ({"window": 6}, alice)  # still hers

@@ -158,3 +158,25 @@ def test_the_openapi_schema_builds_with_the_strategy_operations(openapi_spec):
     paths = openapi_spec["paths"]
     assert {"/api/v1/strategies", "/api/v1/strategies/backtest", "/api/v1/strategies/backtests/{run_id}",
             "/api/v1/strategies/performance", "/api/v1/strategies/sweeps"} <= set(paths)
+
+
+def test_another_trader_s_runs_and_sweeps_answer_404_and_are_not_listed(client, alice, bob):
+    import datetime as dt
+
+    from parakeet.models import ApiToken
+
+    span = {"universe": "AAPL", "start": dt.date(2014, 1, 2), "end": dt.date(2016, 12, 30)}
+    hers = BacktestRun.objects.create(strategy="buy_and_hold", requested_by=alice, status="success",
+                                      finished_at=dt.datetime(2024, 3, 8, tzinfo=dt.timezone.utc), **span)
+    older = BacktestRun.objects.create(strategy="buy_and_hold", requested_by=bob, status="success",
+                                       finished_at=dt.datetime(2024, 3, 7, tzinfo=dt.timezone.utc), **span)
+    sweep = BacktestSweep.objects.create(strategy="moving_average", combinations=1, chunks=1, requested_by=alice,
+                                         params={"grid": {"fast": [20]}}, **span)
+    token = ApiToken(user=bob, name="bob read", scope="read")
+    raw = token.issue()
+    token.save()
+    assert client.get(f"/api/v1/strategies/backtests/{hers.pk}", **bearer(raw)).status_code == 404
+    assert client.get(f"/api/v1/strategies/sweeps/{sweep.pk}", **bearer(raw)).status_code == 404
+    assert [r["id"] for r in client.get("/api/v1/strategies/backtests", **bearer(raw)).json()["items"]] == [older.pk]
+    # His performance table shows his latest run of the strategy, not hers (newer, but not his to see).
+    assert [r["id"] for r in client.get("/api/v1/strategies/performance", **bearer(raw)).json()] == [older.pk]

@@ -192,3 +192,21 @@ def test_the_heavy_pages_keep_a_flat_query_count(alice_client, desk, django_capt
         alice_client.get(f"/backtests/{run.pk}/")
     with django_assert_max_num_queries(8):
         alice_client.get("/backtests/compare/?ids=" + ",".join(str(pk) for pk in BacktestRun.objects.values_list("pk", flat=True)))
+
+
+def test_another_trader_s_runs_and_sweeps_are_not_found_and_not_listed(client, alice, bob, carol):
+    import datetime as dt
+
+    span = {"universe": "AAPL", "start": dt.date(2014, 1, 2), "end": dt.date(2016, 12, 30)}
+    hers = BacktestRun.objects.create(strategy="buy_and_hold", requested_by=alice, **span)
+    desk = BacktestRun.objects.create(strategy="buy_and_hold", **span)  # a command's run: the desk's
+    sweep = BacktestSweep.objects.create(strategy="moving_average", combinations=1, chunks=1, requested_by=alice,
+                                         params={"grid": {"fast": [20]}}, **span)
+    client.force_login(bob)
+    assert client.get(f"/backtests/{hers.pk}/").status_code == 404
+    assert client.get(f"/sweeps/{sweep.pk}/").status_code == 404
+    assert list(client.get("/backtests/").context["runs"]) == [desk]
+    assert list(client.get("/strategies/").context["sweeps"]) == []
+    client.force_login(carol)
+    assert client.get(f"/backtests/{hers.pk}/").status_code == 200
+    assert client.get(f"/sweeps/{sweep.pk}/").status_code == 200
