@@ -118,9 +118,12 @@ class ScanRun(OfScreen, Job):
 
     def previous(self):
         """The run this one is compared with: the latest successful run before `as_of` of the same saved
-        screen and universe (an ad-hoc run: the same screen, universe and parameters), or None."""
+        screen and universe (an ad-hoc run: the same screen, universe and parameters), or None. Only runs
+        its requester may see count (their own and the desk's): another trader's research stays theirs."""
         earlier = (ScanRun.objects.successful().filter(universe=self.universe, as_of__lt=self.as_of)
                    .order_by("-as_of", "-created_at", "-id"))
+        earlier = earlier.filter(models.Q(requested_by__isnull=True) | models.Q(requested_by_id=self.requested_by_id)
+                                 if self.requested_by_id else models.Q(requested_by__isnull=True))
         if self.saved_screen_id:
             return earlier.filter(saved_screen_id=self.saved_screen_id).first()
         # JSON equality differs between SQLite (text) and PostgreSQL (jsonb): compare the dicts here.

@@ -332,6 +332,21 @@ def test_changes_name_the_new_and_the_dropped_names(universe):
     assert other.changes() == {"previous": None, "new": [], "dropped": []}
 
 
+def test_changes_compare_only_with_runs_the_requester_may_see(universe, alice, bob):
+    n = 30
+    universe("TEST", {"UP": rising(n), "GONE": rising(20) + rising(10, 9.0, -0.01)})
+    days = pd.bdate_range("2023-01-02", periods=n).date
+    params = {"filters": {}, "window": 5, "within": 0}
+    bobs = services.scan(screen="high_52w", universe="TEST", as_of=days[18], params=params)
+    ScanRun.objects.filter(pk=bobs.pk).update(requested_by=bob)
+    alices = services.scan(screen="high_52w", universe="TEST", as_of=days[-1], params=params)
+    ScanRun.objects.filter(pk=alices.pk).update(requested_by=alice)
+    alices.refresh_from_db()
+    assert alices.changes()["previous"] is None  # bob's earlier run is his, not a baseline for alice
+    desk = services.scan(screen="high_52w", universe="TEST", as_of=days[17], params=params)  # a command's run
+    assert alices.changes()["previous"] == desk
+
+
 # --- parameters over the defaults --------------------------------------------------------------------------
 
 @pytest.fixture
