@@ -85,6 +85,15 @@ def sessions_between(exchange, start, end):
     return [day.date() for day in cal.sessions_in_range(start, end)]
 
 
+def count_sessions_between(exchange, start, end):
+    """How many sessions of the exchange's calendar lie in [start, end] (dates): two binary searches in the
+    cached session index, where sessions_between builds the list (the freshness of every page asks this)."""
+    index = sessions(calendar_name(exchange)).to_numpy()
+    lo = np.searchsorted(index, np.datetime64(start, "ns"), side="left")
+    hi = np.searchsorted(index, np.datetime64(end, "ns"), side="right")
+    return max(int(hi - lo), 0)
+
+
 def sessions_before(exchange, day, count):
     """The session `count` sessions before `day` (a date; the session on or before it counts as 0)."""
     index = sessions(calendar_name(exchange))

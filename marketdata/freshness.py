@@ -38,7 +38,7 @@ def freshness(exchange, last_date, now):
         except ValueError:
             pass  # `now` before the calendar's first close: fall back to weekdays
     if expected is not None:
-        behind = len(calendars.sessions_between(exchange, last_date + dt.timedelta(days=1), expected))
+        behind = calendars.count_sessions_between(exchange, last_date + dt.timedelta(days=1), expected)
     else:
         behind = max(int(np.busday_count(last_date + dt.timedelta(days=1), now.date())), 0)
     status = "current" if behind == 0 else "behind" if behind == 1 else "stale"

@@ -203,3 +203,16 @@ def test_a_run_killed_mid_way_is_shown_failed_as_interrupted_not_running_forever
                              "a restart); what it had committed is kept, and running it again is safe"]
     assert [run["id"] for run in state["failed"]] == [killed.pk]  # the banner says so, like any failed run
     assert IngestRun.objects.get(pk=recent.pk).status == "running"  # an hour is not up: it may be working
+
+
+@pytest.mark.parametrize("exchange, start, end", [
+    ("XNYS", dt.date(2021, 4, 22), dt.date(2026, 12, 3)),  # years behind: the page must not list them
+    ("XASX", dt.date(2024, 3, 9), dt.date(2024, 3, 11)),  # a weekend, then Monday
+    ("XNYS", dt.date(2024, 3, 8), dt.date(2024, 3, 8)),  # one session
+    ("XNYS", dt.date(2024, 3, 9), dt.date(2024, 3, 10)),  # none
+    ("XNYS", dt.date(2024, 3, 12), dt.date(2024, 3, 8)),  # an empty range
+])
+def test_counting_sessions_agrees_with_listing_them(exchange, start, end):
+    from marketdata import calendars
+
+    assert calendars.count_sessions_between(exchange, start, end) == len(calendars.sessions_between(exchange, start, end))
