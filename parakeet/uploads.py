@@ -21,11 +21,11 @@ class UploadError(ValueError):
     """An upload that cannot be imported; the message names the file and the problem."""
 
 
-def read_csv_upload(upload, *, max_bytes=None, max_rows=MAX_ROWS, extensions=CSV_EXTENSIONS):
-    """(header, rows) of an uploaded CSV file, rows as lists of strings; raises UploadError.
+def read_upload_bytes(upload, *, max_bytes=None, extensions=CSV_EXTENSIONS):
+    """The bytes of an uploaded file, never more than the limit read; raises UploadError.
 
-    upload: a Django UploadedFile (request.FILES[...]). max_bytes: default settings.UPLOAD_MAX_BYTES.
-    Row numbers in errors count the header as row 1, as a spreadsheet shows them.
+    Checks the extension and the size (the one the client claimed, then what was actually read).
+    max_bytes: default settings.UPLOAD_MAX_BYTES.
     """
     name = getattr(upload, "name", None) or "upload"
     limit = settings.UPLOAD_MAX_BYTES if max_bytes is None else max_bytes
@@ -36,14 +36,30 @@ def read_csv_upload(upload, *, max_bytes=None, max_rows=MAX_ROWS, extensions=CSV
     raw = upload.read(limit + 1)  # never more than the limit, whatever size the client claimed
     if len(raw) > limit:
         raise UploadError(f"{name}: over the limit of {limit:,} bytes")
+    return raw
+
+
+def decode_text(raw, name="upload"):
+    """The UTF-8 text of a file's bytes (a byte-order mark is dropped); raises UploadError naming the
+    row of the first byte that is not UTF-8, or a NUL byte (a binary file renamed .csv)."""
     if b"\x00" in raw:
         raise UploadError(f"{name}: not a text file (it holds NUL bytes)")
     try:
-        text = raw.decode("utf-8-sig")
+        return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise UploadError(f"{name}: row {line} is not UTF-8 text (byte {exc.start + 1}); save the file as "
                           "CSV UTF-8") from None
+
+
+def read_csv_upload(upload, *, max_bytes=None, max_rows=MAX_ROWS, extensions=CSV_EXTENSIONS):
+    """(header, rows) of an uploaded CSV file, rows as lists of strings; raises UploadError.
+
+    upload: a Django UploadedFile (request.FILES[...]). max_bytes: default settings.UPLOAD_MAX_BYTES.
+    Row numbers in errors count the header as row 1, as a spreadsheet shows them.
+    """
+    name = getattr(upload, "name", None) or "upload"
+    text = decode_text(read_upload_bytes(upload, max_bytes=max_bytes, extensions=extensions), name)
     reader = csv.reader(io.StringIO(text, newline=""))
     rows = []
     try:

@@ -11,6 +11,8 @@ import io
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
+from parakeet.uploads import UploadError, decode_text
+
 from .errors import ImportRejected
 from .formats import parse_date
 
@@ -34,6 +36,9 @@ ALIASES = {
 REQUIRED = ("date", "action")
 # An import lists at most this many problems, then says how many more there are.
 MAX_ERRORS = 50
+# An uploaded trade file holds at most this many rows: one request applies them all in one transaction,
+# about 5 ms a row, so a bigger file is split, or loaded with `manage.py import_trades` (no row limit).
+MAX_ROWS = 10_000
 
 
 @dataclass(frozen=True)
@@ -63,22 +68,23 @@ class Row:
         return self.action in CASH
 
 
-def read_rows(data, *, name=None):
+def read_rows(data, *, name=None, max_rows=MAX_ROWS):
     """The rows of a trade file (bytes or text) in file order, the bad ones with their `problems`.
-    ImportRejected when the file cannot be read at all (not UTF-8, no header, a required column
-    missing, no rows)."""
+    ImportRejected when the file cannot be read at all (not UTF-8 text, no header, a required column
+    missing, no rows, more than `max_rows` rows; None: no limit)."""
     if isinstance(data, bytes):
         try:
-            data = data.decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            raise ImportRejected([f"the file is not UTF-8 text (byte {exc.start} cannot be read); "
-                                  "save it as CSV UTF-8"], file=name) from None
+            data = decode_text(data, name or "the file")
+        except UploadError as exc:
+            raise ImportRejected([str(exc).removeprefix(f"{name or 'the file'}: ")], file=name) from None
     data = data.lstrip("\ufeff")
     reader = csv.reader(io.StringIO(data))
     try:
         header = next(reader)
     except StopIteration:
         raise ImportRejected(["the file is empty; the first row must be the header"], file=name) from None
+    except csv.Error as exc:
+        raise ImportRejected([f"row 1: {exc}"], file=name) from None
     columns = {}
     for index, title in enumerate(header):
         key = title.strip().lower().replace(" ", "_").replace("-", "_")
@@ -88,8 +94,18 @@ def read_rows(data, *, name=None):
     if missing:
         raise ImportRejected([f"row 1: the header has no {' or '.join(repr(m) for m in missing)} column "
                               f"(columns: {', '.join(h.strip() for h in header)})"], file=name)
-    rows = [_row(number, cells, columns) for number, cells in enumerate(reader, start=2)
-            if any(cell.strip() for cell in cells)]  # blank lines at the end of a spreadsheet export
+    rows = []
+    number = 1
+    try:
+        for number, cells in enumerate(reader, start=2):
+            if not any(cell.strip() for cell in cells):
+                continue  # blank lines at the end of a spreadsheet export
+            if max_rows is not None and len(rows) >= max_rows:
+                raise ImportRejected([f"more than {max_rows:,} rows; split the file, or load it with "
+                                      "`manage.py import_trades`"], file=name)
+            rows.append(_row(number, cells, columns))
+    except csv.Error as exc:
+        raise ImportRejected([f"row {number + 1}: {exc}"], file=name) from None
     if not rows:
         raise ImportRejected(["the file has a header but no rows"], file=name)
     return rows

@@ -829,19 +829,19 @@ class ImportResult:
     first_date: dt.date | None = None
 
 
-def import_trades(*, portfolio, data, user=None, name=None) -> ImportResult:
+def import_trades(*, portfolio, data, user=None, name=None, max_rows=None) -> ImportResult:
     """Apply a trade file (trades.imports format) to `portfolio` in one transaction: all rows or none.
 
     Rows are applied in date order (file order within a day): buy and short open a trade, sell and
     cover close open trades first in, first out, cash rows record movements. Every row is tried (each
     in its own savepoint, so a refused one leaves nothing behind) and every problem collected; then
     ImportRejected lists them by row ("row N: column: reason", at most MAX_ERRORS and how many more)
-    and the whole file is rolled back: nothing written.
+    and the whole file is rolled back: nothing written. max_rows: refuse a longer file (None: no limit).
     """
     from .errors import ImportRejected
     from .imports import CLOSES, MAX_ERRORS, OPENS, read_rows
 
-    rows = read_rows(data, name=name)
+    rows = read_rows(data, name=name, max_rows=max_rows)
     result = ImportResult(portfolio=portfolio.name, rows=len(rows))
     source = name or "a file"
     problems = []

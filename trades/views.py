@@ -18,6 +18,7 @@ from django.utils.safestring import mark_safe
 
 from marketdata.models import PriceBar
 from parakeet.lazy import lazy_module
+from parakeet.uploads import UploadError, read_upload_bytes
 from quant.lots import split_ratio
 
 from . import filters, services
@@ -28,6 +29,7 @@ from .forms import (
     TradeForm,
 )
 from .imports import ACTIONS
+from .imports import MAX_ROWS as MAX_IMPORT_ROWS
 from .models import CashMovement, Portfolio, Trade, TradeExit, TradeStatus
 from .services import SIX
 
@@ -433,7 +435,12 @@ def trade_import(request):
         upload = form.cleaned_data["file"]
         book = form.cleaned_data["portfolio"]
         try:
-            result = services.import_trades(portfolio=book, data=upload.read(), user=request.user, name=upload.name)
+            try:
+                data = read_upload_bytes(upload)  # the size and extension, before a byte is parsed
+            except UploadError as exc:
+                raise ImportRejected([str(exc).removeprefix(f"{upload.name}: ")], file=upload.name) from None
+            result = services.import_trades(portfolio=book, data=data, user=request.user, name=upload.name,
+                                            max_rows=MAX_IMPORT_ROWS)
         except ImportRejected as exc:
             rejected = exc
         else:

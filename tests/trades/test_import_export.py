@@ -11,6 +11,7 @@ from django.core.management import CommandError, call_command
 from marketdata.models import Instrument
 from tests.trades.conftest import API
 from trades import services
+from trades.errors import ImportRejected
 from trades.models import CashMovement, ChangeKind, Trade, TradeVersion
 
 pytestmark = pytest.mark.django_db
@@ -89,7 +90,7 @@ def test_the_command_names_what_is_missing(tmp_path, usd_book, bob_book, acme):
         call_command("import_trades", str(tmp_path / "no-such.csv"))
     with pytest.raises(CommandError, match="row 1: the header has no 'action' column"):
         call_command("import_trades", str(write(tmp_path, "date,symbol\n2024-01-02,ACME\n")), "--portfolio", "Bob US")
-    with pytest.raises(CommandError, match="the file is not UTF-8 text"):
+    with pytest.raises(CommandError, match=r"row 2 is not UTF-8 text \(byte 33\)"):
         call_command("import_trades", str(write(tmp_path, "date,action\n2024-01-02,buy Nestlé\n", encoding="latin-1")),
                      "--portfolio", "Bob US")
 
@@ -110,6 +111,31 @@ def test_the_upload_page_imports_or_shows_every_bad_row(alice_client, usd_book, 
     assert response.status_code == 302 and response["Location"] == "/trades/?portfolio=Alice+US"
     assert Trade.objects.count() == 2
     assert TradeVersion.objects.filter(changed_by__username="alice", change_kind="imported").count() == 4
+
+
+@pytest.mark.parametrize("name, content, error", [
+    ("mine.csv", FIFO_FILE.encode() + b"#" * 4096, "4,348 bytes is over the limit of 4,096 bytes"),
+    ("mine.xlsx", FIFO_FILE.encode(), "expected a .csv or .txt file"),
+    ("mine.csv", FIFO_FILE.encode() + b"2024-01-05,buy,ACME,1,15,,,,,\n" * 4,
+     "more than 5 rows; split the file, or load it with"),
+    ("mine.csv", FIFO_FILE.encode().replace(b"trim", b"tr\x00m"), "not a text file (it holds NUL bytes)"),
+])
+def test_an_upload_over_the_limits_is_refused_before_it_is_applied(alice_client, usd_book, acme, settings,
+                                                                   monkeypatch, name, content, error):
+    settings.UPLOAD_MAX_BYTES = 4096
+    monkeypatch.setattr("trades.views.MAX_IMPORT_ROWS", 5)
+    response = alice_client.post("/trades/import/", {"portfolio": usd_book.pk,
+                                                     "file": SimpleUploadedFile(name, content)})
+    assert response.status_code == 400
+    assert error in response.content.decode().replace("&#x27;", "'").replace("`", "")
+    assert not Trade.objects.exists() and not CashMovement.objects.exists()
+
+
+def test_the_command_takes_a_file_longer_than_an_upload_may_be(tmp_path, usd_book, acme):
+    with pytest.raises(ImportRejected, match="more than 2 rows"):
+        services.import_trades(portfolio=usd_book, data=FIFO_FILE, max_rows=2)
+    call_command("import_trades", str(write(tmp_path, FIFO_FILE)), "--portfolio", "Alice US")
+    assert Trade.objects.count() == 2
 
 
 def test_the_trade_export_opens_in_excel(api, alice, usd_book):
