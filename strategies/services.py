@@ -170,6 +170,11 @@ def _panel_keys():
 
 # --- universes -------------------------------------------------------------------------------------------
 
+# A point-in-time universe with more than this share of its members in the period unpriced is flagged
+# survivorship-biased: the missing ones are, as a rule, the names that left.
+MAX_UNPRICED_MEMBERS = 0.05
+
+
 def _universe_ids(universe, start, end):
     """(instrument ids, intervals or None, survivorship_biased, note); BacktestRequestError naming the universe."""
     code, _, mode = universe.upper().partition(":")
@@ -184,7 +189,15 @@ def _universe_ids(universe, start, end):
         loaded_from = pd.Timestamp(start - dt.timedelta(days=WARMUP_DAYS))
         live = intervals[(intervals["end"].isna() | (intervals["end"] > loaded_from))
                          & (intervals["start"] <= pd.Timestamp(end))]
-        ids = _priced(live["instrument_id"].unique().tolist(), universe)
+        members = live["instrument_id"].unique().tolist()
+        ids = _priced(members, universe)
+        unpriced = len(members) - len(ids)
+        if unpriced > MAX_UNPRICED_MEMBERS * len(members):
+            # Typically the names that left the index: a vendor file of today's constituents lacks them, so
+            # the point-in-time universe is, in effect, mostly survivors.
+            note = (f"point-in-time members of {code}, but {unpriced} of {len(members)} members in the period have "
+                    "no stored bars (mostly names since removed or delisted): survivorship-biased.")
+            return ids, live[live["instrument_id"].isin(ids)], True, note
         note = (f"point-in-time members of {code}: each day only that day's members are bought, names that "
                 "later left or were delisted included (as far as the membership file and the stored bars go).")
         return ids, live[live["instrument_id"].isin(ids)], False, note

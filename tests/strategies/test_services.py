@@ -2,6 +2,7 @@
 errors naming the field, and numbers checked against an independent path from the raw file."""
 import datetime as dt
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -77,6 +78,21 @@ def test_todays_members_over_the_past_are_flagged_as_survivorship_biased(desk, d
     point_in_time = start(django_capture_on_commit_callbacks, strategy="buy_and_hold", universe="SP500",
                           start=START, end=END)
     assert "XNYS:AAL" not in set(services.read_artifact(point_in_time.trades_path)["name"])
+
+
+def test_a_point_in_time_universe_mostly_without_bars_is_flagged(desk, django_capture_on_commit_callbacks):
+    # The whole real membership file (some 800 names over the years) against bars for 8 of them: the members
+    # without bars are mostly the ones that left, so the run is, in effect, over survivors.
+    from marketdata.universes import import_memberships
+
+    from .conftest import INTERVALS
+
+    import_memberships(code="SP500", path=INTERVALS)
+    run = start(django_capture_on_commit_callbacks, strategy="buy_and_hold", universe="SP500", start=START, end=END)
+    assert run.status == "success", run.error
+    assert run.survivorship_biased and len(run.universe_note) <= 200
+    unpriced, members = map(int, re.search(r"but (\d+) of (\d+) members", run.universe_note).groups())
+    assert members > 500 and unpriced == members - 7  # AAPL, MSFT, JNJ, NVDA, AAL, UAL, HCA (TSLA joined in 2020)
 
 
 def test_a_symbol_list_is_flagged_and_the_benchmark_is_its_buy_and_hold(desk, django_capture_on_commit_callbacks):
