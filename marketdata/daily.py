@@ -74,7 +74,7 @@ def resolve_session(exchange, session=None, now=None):
         cal = calendars.calendar(exchange)
         before = cal.date_to_session(session, direction="previous").date()
         after = cal.date_to_session(session, direction="next").date()
-        raise DailyError(f"{session:%a %Y-%m-%d} is not a {exchange} session "
+        raise DailyError(f"{session:%a %Y-%m-%d} is not an {exchange} session "
                          f"(the sessions either side are {before} and {after})")
     close = calendars.session_close(exchange, session)
     if close > now:

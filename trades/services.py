@@ -481,7 +481,7 @@ def _check_day(instrument, day, field, today):
         cal = calendars.calendar(calendars.calendar_name(exchange))
         before = cal.date_to_session(day, direction="previous").date()
         after = cal.date_to_session(day, direction="next").date()
-        raise JournalError(field, f"{day:%a %Y-%m-%d} is not a {exchange} session "
+        raise JournalError(field, f"{day:%a %Y-%m-%d} is not an {exchange} session "
                                   f"(the sessions either side are {before} and {after})")
 
 

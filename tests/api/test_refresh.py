@@ -58,7 +58,7 @@ def test_a_non_session_is_a_422_naming_the_field(client, alice_write):
     assert response.status_code == 422
     [problem] = response.json()["detail"]
     assert problem["loc"] == ["body", "payload", "session"]
-    assert problem["msg"] == "Sat 2024-03-09 is not a XASX session (the sessions either side are 2024-03-08 and 2024-03-11)"
+    assert problem["msg"] == "Sat 2024-03-09 is not an XASX session (the sessions either side are 2024-03-08 and 2024-03-11)"
     assert not IngestRun.objects.exists()
 
 

@@ -90,7 +90,7 @@ def test_the_default_session_is_the_latest_closed_in_the_exchange_own_time_zone(
 def test_it_refuses_a_date_that_is_not_a_session_naming_the_sessions_around_it():
     with pytest.raises(daily.DailyError) as error:
         daily.run_daily(exchange="XNYS", session=dt.date(2024, 3, 9), now=US_EVENING)
-    assert str(error.value) == ("Sat 2024-03-09 is not a XNYS session "
+    assert str(error.value) == ("Sat 2024-03-09 is not an XNYS session "
                                 "(the sessions either side are 2024-03-08 and 2024-03-11)")
     assert not IngestRun.objects.exists()
 
@@ -409,7 +409,7 @@ def test_the_command_without_an_exchange_runs_both(server, capsys):
 
 
 def test_the_command_rejects_a_non_session_before_running_anything(server):
-    with pytest.raises(CommandError, match="Sat 2024-03-09 is not a XASX session"):
+    with pytest.raises(CommandError, match="Sat 2024-03-09 is not an XASX session"):
         call_command("daily", "--date", "2024-03-09")
     with pytest.raises(CommandError, match=r"--date '8/3/2024' is not a date \(expected YYYY-MM-DD\)"):
         call_command("daily", "--date", "8/3/2024")

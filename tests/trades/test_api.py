@@ -85,7 +85,7 @@ def test_pnl_is_an_exact_decimal_string_the_schema_announces(api, usd_book, make
 @pytest.mark.parametrize(("fields", "loc", "message"), [
     ({"quantity": "-5"}, "quantity", "must be more than 0"),
     ({"symbol": "NOPE"}, "symbol", "unknown symbol 'NOPE'"),
-    ({"entry_date": "2024-01-06"}, "entry_date", "Sat 2024-01-06 is not a XNYS session (the sessions either side "
+    ({"entry_date": "2024-01-06"}, "entry_date", "Sat 2024-01-06 is not an XNYS session (the sessions either side "
                                                  "are 2024-01-05 and 2024-01-08)"),
     ({"exit_date": "2023-12-29", "exit_price": "51"}, "exits[0].date",
      "2023-12-29 is before the entry date 2024-01-02"),

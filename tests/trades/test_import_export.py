@@ -60,7 +60,7 @@ def test_a_sale_closes_the_oldest_lots_first(tmp_path, usd_book, acme):
     ("2024-01-05,buy,,10,15,,,,,", "row 6: symbol: a buy needs a symbol"),
     ("2024-01-05,buy,ACME,10,-15,,,,,", "row 6: price: -15 must be more than 0"),
     ("2024-01-05,sell,ACME,31,15,,,,,", "row 6: quantity: 31 is more than the 30 open in long ACME on 2024-01-05"),
-    ("2024-01-06,buy,ACME,10,15,,,,,", "row 6: date: Sat 2024-01-06 is not a XNYS session"),  # the column
+    ("2024-01-06,buy,ACME,10,15,,,,,", "row 6: date: Sat 2024-01-06 is not an XNYS session"),  # the column
     ("2024-01-05,buy,NOPE,10,15,,,,,", "row 6: symbol: unknown symbol 'NOPE'"),
     ("2024-01-05,deposit,,,,,,,,", "row 6: amount: missing"),
 ])
@@ -226,7 +226,7 @@ def test_a_file_is_rejected_with_every_bad_row_at_once(tmp_path, usd_book, acme)
     assert message.splitlines()[1:] == [
         "  row 6: quantity: 'ten' is not a number",
         "  row 6: price: -15 must be more than 0",
-        "  row 7: date: Sat 2024-01-06 is not a XNYS session (the sessions either side are 2024-01-05 and 2024-01-08)",
+        "  row 7: date: Sat 2024-01-06 is not an XNYS session (the sessions either side are 2024-01-05 and 2024-01-08)",
         "  row 8: quantity: 31 is more than the 30 open in long ACME on 2024-01-05",
         "  row 9: commission: -1 must not be negative",
         "  row 9: symbol: unknown symbol 'NOPE': no such instrument",

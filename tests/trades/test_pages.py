@@ -157,7 +157,7 @@ def test_the_trade_form_puts_the_journals_reason_next_to_the_field(alice_client,
             "entry_date": "2024-01-06", "entry_price": "10", "entry_commission": "0"}
     response = alice_client.post("/trades/new/", form)
     assert response.status_code == 400
-    assert "Sat 2024-01-06 is not a XNYS session" in field_block(text(response), "entry_date")
+    assert "Sat 2024-01-06 is not an XNYS session" in field_block(text(response), "entry_date")
     response = alice_client.post("/trades/new/", {**form, "symbol": "NOPE", "entry_date": "2024-01-05"})
     assert "unknown symbol &#x27;NOPE&#x27;" in field_block(text(response), "symbol")
     response = alice_client.post("/trades/new/", {**form, "quantity": "", "entry_date": "2024-01-05"})
@@ -456,7 +456,7 @@ def test_the_overview_takes_the_portfolio_by_id_or_name(alice_client, usd_book, 
                                             "entry_date": "Sat 2024-01-06 is a weekend day, not a session"}),
     ({"quantity": "-5", "entry_price": "-3"}, {"quantity": "must be more than 0",
                                                "entry_price": "must be more than 0",
-                                               "entry_date": "Sat 2024-01-06 is not a XNYS session"}),
+                                               "entry_date": "Sat 2024-01-06 is not an XNYS session"}),
     # A field the form cannot read, and one the journal refuses: both shown.
     ({"symbol": "ZZZZ", "quantity": "ten"}, {"symbol": "unknown symbol &#x27;ZZZZ&#x27;",
                                              "quantity": "Enter a number.",
