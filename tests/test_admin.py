@@ -12,7 +12,7 @@ from parakeet.models import Alert, ApiToken, hash_token
 from quant.quality import NOT_A_SESSION, OHLC_INCONSISTENT
 from scanner.models import SavedScreen, ScanHit, ScanReplay, ScanRun
 from strategies.models import BacktestRun, BacktestSweep, SweepResult
-from trades.models import CashMovement, Portfolio, PortfolioSnapshot, Trade, TradeExit, TradeVersion
+from trades.models import CashMovement, Portfolio, PortfolioSnapshot, Trade, TradeExit, TradeImport, TradeVersion
 
 pytestmark = pytest.mark.django_db
 
@@ -20,7 +20,7 @@ OUR_APPS = {"marketdata", "trades", "strategies", "scanner", "parakeet"}
 OUR_MODELS = [m for m in admin.site._registry if m._meta.app_label in OUR_APPS]
 # Written by jobs (runs, hits, snapshots) or the journal (trades keep their TradeVersion history).
 NO_ADD_PAGE = {IngestRun, Trade, TradeVersion, TradeExit, PortfolioSnapshot, BacktestRun, BacktestSweep, ScanRun,
-               ScanHit, BarCorrection, ScanReplay, Alert}
+               ScanHit, BarCorrection, ScanReplay, Alert, TradeImport}
 RAW_TOKEN = re.compile(r"pk_[A-Za-z0-9_-]{43}")
 
 
@@ -35,6 +35,7 @@ def one_of_everything(aapl, alice):
                                  old_values={"close": 175.10}, new_values={"close": 175.10}, reason="checked")
     book = Portfolio.objects.create(name="Desk", owner=alice, inception_date=dt.date(2024, 3, 4), benchmark=aapl)
     CashMovement.objects.create(portfolio=book, date=dt.date(2024, 3, 4), kind="deposit", amount=Decimal("10000"))
+    TradeImport.objects.create(portfolio=book, sha256="0" * 64, name="fills.csv", rows=1, imported_by=alice)
     fields = dict(symbol="AAPL", instrument=aapl, quantity=Decimal("10"), entry_price=Decimal("175.10"),
                   entry_date=dt.date(2024, 3, 4), event_time=when)
     trade = Trade.objects.create(trade_id="T-1", portfolio=book, knowledge_time=when, **fields)
@@ -61,7 +62,7 @@ def _url(model, view, *args):
 def test_every_model_of_ours_is_registered():
     names = {m.__name__ for m in OUR_MODELS}
     assert names == {"Instrument", "PriceBar", "BarCorrection", "CorporateAction", "IndexMembership", "IngestRun",
-                     "Portfolio", "CashMovement", "Trade", "TradeVersion", "TradeExit", "PortfolioSnapshot", "BacktestRun",
+                     "Portfolio", "CashMovement", "Trade", "TradeVersion", "TradeExit", "PortfolioSnapshot", "TradeImport", "BacktestRun",
                      "BacktestSweep", "ScanRun", "ScanHit", "ApiToken", "SavedScreen", "ScanReplay", "Alert"}
 
 

@@ -15,7 +15,9 @@ from . import services
 from .errors import JournalError
 from .formats import parse_date, plain
 from .forms import DecimalInput
-from .models import CashMovement, ChangeKind, Portfolio, PortfolioSnapshot, Trade, TradeExit, TradeVersion
+from .models import (
+    CashMovement, ChangeKind, Portfolio, PortfolioSnapshot, Trade, TradeExit, TradeImport, TradeVersion,
+)
 
 
 # Decimals in the change forms as typed (200, not 200.000000).
@@ -310,3 +312,20 @@ class PortfolioSnapshotAdmin(ReadOnlyAdmin):
     list_filter = ("portfolio",)
     date_hierarchy = "date"
     list_select_related = ("portfolio",)
+
+
+@admin.register(TradeImport)
+class TradeImportAdmin(admin.ModelAdmin):
+    """The trade files applied to each portfolio (read-only: a record of what happened)."""
+
+    list_display = ("imported_at", "portfolio", "name", "rows", "imported_by", "sha256")
+    list_filter = ("portfolio",)
+    search_fields = ("name", "sha256", "portfolio__name")
+    list_select_related = ("portfolio", "imported_by")
+    date_hierarchy = "imported_at"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

@@ -157,6 +157,27 @@ class CashMovement(models.Model):
         return self.kind in self.EXTERNAL
 
 
+class TradeImport(models.Model):
+    """A trade file applied to a portfolio: what it was (name, sha256 of its bytes), who, when, how many
+    rows. The same bytes again into the same portfolio are refused unless asked for (re-uploading a file
+    would book its executions twice)."""
+
+    portfolio = models.ForeignKey(Portfolio, on_delete=models.CASCADE, related_name="imports")
+    sha256 = models.CharField(max_length=64)
+    name = models.CharField(max_length=255, blank=True)
+    rows = models.PositiveIntegerField()
+    imported_at = models.DateTimeField(auto_now_add=True)
+    imported_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                    related_name="+")
+
+    class Meta:
+        ordering = ["-imported_at", "-id"]
+        indexes = [models.Index(fields=["portfolio", "sha256"], name="tradeimport_file_idx")]
+
+    def __str__(self):
+        return f"{self.name or 'a file'} into {self.portfolio} ({self.rows} rows)"
+
+
 class Direction(models.TextChoices):
     LONG = "long", "Long"
     SHORT = "short", "Short"

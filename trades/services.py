@@ -6,6 +6,7 @@ the first day it can move (`snapshots_stale_from`) and, when its transaction com
 snapshot update (trades.tasks.update_snapshots), which recomputes exactly those days.
 """
 import datetime as dt
+import hashlib
 import logging
 import math
 import secrets
@@ -24,7 +25,7 @@ from .errors import JournalError, Problems
 from .formats import plain
 from .models import (
     CALENDAR_OF_CURRENCY, CashMovement, ChangeKind, Direction, Portfolio, PortfolioSnapshot, Trade, TradeExit,
-    TradeStatus, TradeVersion,
+    TradeImport, TradeStatus, TradeVersion,
 )
 
 logger = logging.getLogger(__name__)
@@ -829,7 +830,7 @@ class ImportResult:
     first_date: dt.date | None = None
 
 
-def import_trades(*, portfolio, data, user=None, name=None, max_rows=None) -> ImportResult:
+def import_trades(*, portfolio, data, user=None, name=None, max_rows=None, again=False) -> ImportResult:
     """Apply a trade file (trades.imports format) to `portfolio` in one transaction: all rows or none.
 
     Rows are applied in date order (file order within a day): buy and short open a trade, sell and
@@ -837,10 +838,19 @@ def import_trades(*, portfolio, data, user=None, name=None, max_rows=None) -> Im
     in its own savepoint, so a refused one leaves nothing behind) and every problem collected; then
     ImportRejected lists them by row ("row N: column: reason", at most MAX_ERRORS and how many more)
     and the whole file is rolled back: nothing written. max_rows: refuse a longer file (None: no limit).
+    The same bytes already imported into `portfolio` are refused, naming when and by whom, unless `again`.
     """
     from .errors import ImportRejected
     from .imports import CLOSES, MAX_ERRORS, OPENS, read_rows
 
+    digest = hashlib.sha256(data if isinstance(data, bytes) else data.encode("utf-8")).hexdigest()
+    earlier = None if again else portfolio.imports.filter(sha256=digest).select_related("imported_by").first()
+    if earlier:
+        who = f" by {earlier.imported_by.username}" if earlier.imported_by else ""
+        raise ImportRejected([f"this file was already imported into {portfolio.name} on "
+                              f"{timezone.localtime(earlier.imported_at):%Y-%m-%d %H:%M}{who} ({earlier.rows} rows); "
+                              "importing it again would book its executions twice. Import it again only if "
+                              "they really happened twice"], file=name)
     rows = read_rows(data, name=name, max_rows=max_rows)
     result = ImportResult(portfolio=portfolio.name, rows=len(rows))
     source = name or "a file"
@@ -860,6 +870,8 @@ def import_trades(*, portfolio, data, user=None, name=None, max_rows=None) -> Im
         if problems:
             lines = [f"row {number}: {text}" for number, text in sorted(problems, key=lambda p: p[0])]
             raise ImportRejected(lines[:MAX_ERRORS], file=name, more=max(len(lines) - MAX_ERRORS, 0))
+        TradeImport.objects.create(portfolio=portfolio, sha256=digest, name=(name or "")[:255], rows=len(rows),
+                                   imported_by=user)
     result.first_date = min(r.date for r in rows)
     return result
 

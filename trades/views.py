@@ -440,7 +440,7 @@ def trade_import(request):
             except UploadError as exc:
                 raise ImportRejected([str(exc).removeprefix(f"{upload.name}: ")], file=upload.name) from None
             result = services.import_trades(portfolio=book, data=data, user=request.user, name=upload.name,
-                                            max_rows=MAX_IMPORT_ROWS)
+                                            max_rows=MAX_IMPORT_ROWS, again=form.cleaned_data["again"])
         except ImportRejected as exc:
             rejected = exc
         else:

@@ -138,6 +138,28 @@ def test_the_command_takes_a_file_longer_than_an_upload_may_be(tmp_path, usd_boo
     assert Trade.objects.count() == 2
 
 
+def test_the_same_file_twice_is_refused_unless_asked_for(alice_client, usd_book, acme, tmp_path):
+    post = {"portfolio": usd_book.pk}
+    data = FIFO_FILE.replace("LOT-A", "").replace("LOT-B", "")  # trade ids would refuse a second booking anyway
+    first = alice_client.post("/trades/import/", {**post, "file": SimpleUploadedFile("mine.csv", data.encode())})
+    assert first.status_code == 302 and Trade.objects.count() == 2 and CashMovement.objects.count() == 1
+    # The same bytes under another name: still the same executions.
+    again = alice_client.post("/trades/import/", {**post, "file": SimpleUploadedFile("copy.csv", data.encode())})
+    body = again.content.decode().replace("&#x27;", "'")
+    assert again.status_code == 400 and "copy.csv was rejected; nothing was imported." in body
+    assert "this file was already imported into Alice US on " in body and " by alice (4 rows)" in body
+    assert Trade.objects.count() == 2 and CashMovement.objects.count() == 1
+    with pytest.raises(CommandError, match="already imported into Alice US"):
+        call_command("import_trades", str(write(tmp_path, data)), "--portfolio", "Alice US")
+    forced = alice_client.post("/trades/import/", {**post, "again": "on",
+                                                   "file": SimpleUploadedFile("copy.csv", data.encode())})
+    assert forced.status_code == 302 and Trade.objects.count() == 4 and CashMovement.objects.count() == 2
+    call_command("import_trades", str(write(tmp_path, data)), "--portfolio", "Alice US", "--again")
+    assert Trade.objects.count() == 6
+    assert list(usd_book.imports.values_list("name", "rows", "imported_by__username")) == [
+        ("trades.csv", 4, None), ("copy.csv", 4, "alice"), ("mine.csv", 4, "alice")]
+
+
 def test_the_trade_export_opens_in_excel(api, alice, usd_book):
     # PITFALLS BR-24: a note with é, en dash, euro sign and a curly apostrophe.
     Instrument.objects.create(symbol="NESN.SW", exchange="XSWX", currency="CHF", name="Nestlé S.A.")

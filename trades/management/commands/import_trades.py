@@ -15,6 +15,8 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("file", help="CSV file: date, action, symbol, quantity, price, commission, amount, ...")
         parser.add_argument("--portfolio", help="Portfolio name (needed when there are several)")
+        parser.add_argument("--again", action="store_true",
+                            help="Import even if this exact file was imported into the portfolio before")
 
     def handle(self, *args, **options):
         path = Path(options["file"])
@@ -22,7 +24,7 @@ class Command(BaseCommand):
             raise CommandError(f"{path}: no such file")
         portfolio = pick(options["portfolio"])
         try:
-            result = import_trades(portfolio=portfolio, data=path.read_bytes(), name=path.name)
+            result = import_trades(portfolio=portfolio, data=path.read_bytes(), name=path.name, again=options["again"])
         except ImportRejected as exc:
             lines = "\n".join(f"  {line}" for line in exc.lines)
             raise CommandError(f"{path.name}: rejected, nothing was imported:\n{lines}") from None
