@@ -105,6 +105,12 @@ def validate_request(*, strategy, params=None, universe="SP500", start=None, end
     first, last = data_span()
     if first is None:
         raise BacktestRequestError(["universe"], "no price panels yet: ingest bars and run manage.py panels")
+    if start is None or end is None:
+        # The defaults are the span of the universe's own exchanges: S&P names end where the US data ends,
+        # not where the ASX data does (a run past its data would hold cash and dilute every annual figure).
+        ids = _universe_ids(universe, start or first, end or last)[0]
+        keys = _panel_keys()
+        first, last = data_span({keys[pk].split(":", 1)[0] for pk in ids if pk in keys})
     start, end = start or first, end or last
     if start > end:
         raise BacktestRequestError(["start"], f"start {start} is after end {end}")
@@ -139,10 +145,12 @@ def engine_config(engine, *, delay=1) -> backtest.Config:
                            fractional=bool(engine["fractional"]), costs=costs)
 
 
-def data_span():
-    """(first, last) date over every exchange's panels, (None, None) without panels."""
+def data_span(exchanges=None):
+    """(first, last) date over the panels of `exchanges` (default: every exchange), (None, None) without."""
     firsts, lasts = [], []
-    for manifest in _manifests().values():
+    for name, manifest in _manifests().items():
+        if exchanges is not None and name not in exchanges:
+            continue
         for entry in manifest["files"].values():
             firsts.append(dt.date.fromisoformat(entry["first_date"]))
             lasts.append(dt.date.fromisoformat(entry["last_date"]))

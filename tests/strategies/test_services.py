@@ -157,6 +157,20 @@ def test_bad_requests_name_the_field_and_write_nothing(desk, values, loc, messag
     assert not BacktestRun.objects.exists()
 
 
+def test_the_default_dates_are_the_span_of_the_universes_own_exchange(desk, make_bars):
+    # ASX data running on to 2024 must not stretch a US run past the US data (it would hold cash for years).
+    from marketdata.panels import refresh_panels
+
+    make_bars("BHP", "XASX", [(dt.date(2024, 5, 30), 45, 46, 44, 45.5, 1000), (dt.date(2024, 5, 31), 45, 46, 44, 45, 900)])
+    refresh_panels()
+    assert services.data_span() == (dt.date(2013, 1, 2), dt.date(2024, 5, 31))
+    request = services.validate_request(strategy="momentum", universe="SP500")
+    assert (request.start, request.end) == (dt.date(2013, 1, 2), dt.date(2016, 12, 30))
+    assert services.validate_request(strategy="buy_and_hold", universe="BHP").end == dt.date(2024, 5, 31)
+    with pytest.raises(services.BacktestRequestError, match="start 2020-01-02 is after end 2016-12-30"):
+        services.validate_request(strategy="momentum", universe="SP500", start=dt.date(2020, 1, 2))
+
+
 def test_a_run_that_breaks_is_recorded_as_failed_with_the_reason(desk, django_capture_on_commit_callbacks):
     request = services.validate_request(strategy="momentum", universe="SP500", start=START, end=END)
     run = services.create_backtest(request)
