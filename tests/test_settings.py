@@ -13,6 +13,9 @@ def test_the_embedded_default_needs_no_configuration(settings_from):
     assert s["STORAGES"]["marketdata"]["OPTIONS"]["allow_overwrite"] is True  # BR-27: fixed keys are replaced
     assert s["CELERY_TASK_ALWAYS_EAGER"] is True
     assert s["DEBUG"] is False
+    # Shared by the server and a command-line ingest, so the ingest's cache clearing reaches the pages.
+    assert s["CACHES"]["default"]["BACKEND"] == "django.core.cache.backends.filebased.FileBasedCache"
+    assert s["CACHES"]["default"]["LOCATION"].endswith("var/cache")
 
 
 @pytest.mark.parametrize("name,value", [
@@ -23,6 +26,8 @@ def test_the_embedded_default_needs_no_configuration(settings_from):
     ("DATABASE_CONN_MAX_AGE", "soon"),
     ("ALLOWED_HOSTS", ""),
     ("PARAKEET_API_PAGE_SIZE", "0"),
+    ("PARAKEET_CACHE_URL", "memcached://127.0.0.1"),
+    ("PARAKEET_CACHE_URL", "file://var/cache"),
 ])
 def test_it_refuses_to_boot_on_nonsense(settings_from, name, value):
     env = {name: value}
@@ -55,6 +60,17 @@ def test_lists_and_keys_are_read(settings_from):
     assert s["TIINGO_API_KEY"] == "tk" and s["DEBUG"] is True
 
 
+@pytest.mark.parametrize("url, backend, location", [
+    ("locmem://", "locmem.LocMemCache", "parakeet"),
+    ("redis://127.0.0.1:6379/1", "redis.RedisCache", "redis://127.0.0.1:6379/1"),
+    ("db://parakeet_cache", "db.DatabaseCache", "parakeet_cache"),
+    ("file:///srv/parakeet/cache", "filebased.FileBasedCache", "/srv/parakeet/cache"),
+])
+def test_the_cache_url_picks_the_backend(settings_from, url, backend, location):
+    cache = settings_from(PARAKEET_CACHE_URL=url)["CACHES"]["default"]
+    assert cache == {"BACKEND": f"django.core.cache.backends.{backend}", "LOCATION": location}
+
+
 def test_a_bucket_moves_marketdata_to_s3(settings_from):
     s = settings_from(PARAKEET_S3_BUCKET="desk-data", AWS_S3_ENDPOINT_URL="http://127.0.0.1:5999")
     storage = s["STORAGES"]["marketdata"]
@@ -71,6 +87,12 @@ def test_production_refuses_the_development_secret(settings_from):
         settings_from("prod", SECRET_KEY="x" * 60, DEBUG="1")
     s = settings_from("prod", SECRET_KEY="k" * 60, DATABASE_URL="postgres://u:p@ep-x.neon.tech/desk?sslmode=require")
     assert s["SESSION_COOKIE_SECURE"] and s["CSRF_COOKIE_SECURE"] and s["SECURE_SSL_REDIRECT"]
+    # Lambda's code folder is read-only: without a configured cache, each container keeps its own.
+    assert s["CACHES"]["default"]["BACKEND"] == "django.core.cache.backends.locmem.LocMemCache"
+    s = settings_from("prod", SECRET_KEY="k" * 60, DATABASE_URL="postgres://u:p@ep-x.neon.tech/desk?sslmode=require",
+                      PARAKEET_CACHE_URL="db://parakeet_cache")
+    assert s["CACHES"]["default"] == {"BACKEND": "django.core.cache.backends.db.DatabaseCache",
+                                      "LOCATION": "parakeet_cache"}
 
 
 def test_celery_runs_tasks_in_process_by_default():

@@ -193,7 +193,9 @@ NINJA_PAGINATION_CLASS = "parakeet.pagination.PageNumberPagination"  # page numb
 
 # The cache: API rate limits, login throttling, alert de-duplication, the stale banner. Per process by
 # default; share it (redis:// or db://) when several processes serve one site, or limits are per process.
-CACHES = {"default": env.cache_("PARAKEET_CACHE_URL", "locmem://")}
+# A folder under var/ by default: every process of the embedded setup (the server, a command-line ingest)
+# shares it, so an ingest clears the server's cached freshness at once. Production and the tests set theirs.
+CACHES = {"default": env.cache_("PARAKEET_CACHE_URL", f"file://{VAR_DIR / 'cache'}")}
 
 # Mail (alerts, error reports): EMAIL_URL, e.g. smtp://user:password@smtp.example.com:587/?tls=True.
 globals().update(env.email_("EMAIL_URL", "console://"))  # EMAIL_BACKEND, EMAIL_HOST, ..., EMAIL_USE_TLS

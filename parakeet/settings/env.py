@@ -161,7 +161,8 @@ def url_(name, default):
 
 
 def cache_(name, default):
-    """A CACHES['default'] entry from 'locmem://', 'redis://host:6379/1' (or rediss://) or 'db://table'."""
+    """A CACHES['default'] entry from 'locmem://', 'redis://host:6379/1' (or rediss://), 'db://table' or
+    'file:///absolute/folder'."""
     raw = str_(name, default).strip()
     scheme, sep, rest = raw.partition("://")
     scheme = scheme.lower()
@@ -171,8 +172,12 @@ def cache_(name, default):
         return {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": raw}
     if scheme == "db" and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", rest):
         return {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": rest}
-    raise ImproperlyConfigured(f"environment variable {name}: {raw!r} is not locmem://, redis://host:port/db "
-                               "or db://table_name")
+    if scheme == "file" and rest.startswith("/") and len(rest) > 1:
+        # One folder shared by every process on the machine (the demo: a command-line ingest clears the
+        # server's cached freshness at once, which a per-process locmem cache cannot).
+        return {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": rest}
+    raise ImproperlyConfigured(f"environment variable {name}: {raw!r} is not locmem://, redis://host:port/db, "
+                               "db://table_name or file:///absolute/folder")
 
 
 def email_(name, default):

@@ -1,4 +1,6 @@
 """Production (Lambda + Neon + S3): the base settings, locked down. Secrets must come from outside."""
+import os
+
 from django.core.exceptions import ImproperlyConfigured
 
 from .base import *  # noqa: F403
@@ -15,6 +17,10 @@ if (_db.get("HOST") not in ("127.0.0.1", "localhost", "::1", "")
         and _db.get("OPTIONS", {}).get("sslmode") not in ("require", "verify-ca", "verify-full")):
     # Neon accepts only TLS anyway; saying so here beats a connection error at the first request.
     raise ImproperlyConfigured("DATABASE_URL: add ?sslmode=require (or verify-full) for a database off this host")
+
+if not os.environ.get("PARAKEET_CACHE_URL"):
+    # Lambda's code folder is read-only: no file cache there. zappa_settings.json sets db://parakeet_cache.
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "parakeet"}}
 
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = True

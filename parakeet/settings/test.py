@@ -15,3 +15,5 @@ if STORAGES["marketdata"]["BACKEND"].endswith("FileSystemStorage"):
         "OPTIONS": {**STORAGES["marketdata"]["OPTIONS"], "location": tempfile.mkdtemp(prefix="parakeet-test-marketdata-")},
     }
 CELERY_TASK_ALWAYS_EAGER = True
+# One cache per test process (pytest-xdist workers must not share cached pages or throttles).
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "parakeet-test"}}
