@@ -234,6 +234,23 @@ def _history(trade):
     return out
 
 
+# A leg more than this far outside its day's low-high range is pointed out on the trade's page: a price from
+# before a split, in another currency or mistyped. It is kept as recorded (the journal trusts the trader).
+OFF_MARKET = 0.01
+
+
+def _off_market(trade, legs, bars):
+    """A line for each leg priced more than OFF_MARKET outside its day's low-high (bars: BAR_COLUMNS rows)."""
+    ranges = {row[0]: (row[3], row[2]) for row in bars if row[2] is not None and row[3] is not None}
+    lines = []
+    for day, price, label, _ in legs:
+        if day in ranges:
+            low, high = ranges[day]
+            if not low * (1 - OFF_MARKET) <= float(price) <= high * (1 + OFF_MARKET):
+                lines.append(f"{label}: {trade.instrument.key} traded {low:,.2f} to {high:,.2f} that day")
+    return lines
+
+
 def trade_detail(request, pk):
     """One trade: its legs and P&L, its price chart with entry and exits marked, and its full history."""
     trade = _trade(request, pk)
@@ -249,12 +266,13 @@ def trade_detail(request, pk):
     warmup = bars.filter(date__lt=start).order_by("-date").values_list(*market_charts.BAR_COLUMNS)[: max(market_charts.MOVING_AVERAGES) - 1]
     shown = list(bars.filter(date__gte=start, date__lte=end).order_by("date").values_list(*market_charts.BAR_COLUMNS))
     chart = None
+    off_market = _off_market(trade, legs, shown)
     if shown:
         frame = market_charts.bars_frame([*reversed(warmup), *shown])
         chart = _chart(charts.trade_figure(frame, title=f"{trade.instrument.key}: {trade.trade_id}", legs=legs,
                                            visible_from=start))
     return render(request, "trades/trade_detail.html", {
-        "trade": trade, "exits": exits, "history": _history(trade), "chart": chart,
+        "trade": trade, "exits": exits, "history": _history(trade), "chart": chart, "off_market": off_market,
         "can_write": _can_write(request.user, trade.portfolio),
     })
 

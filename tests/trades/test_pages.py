@@ -239,6 +239,19 @@ def test_the_trade_page_marks_entry_and_exits_on_the_chart(alice_client, month):
     assert "<td>Exit recorded</td>" in body and "<td>Recorded</td>" in body
     # Realised 4 x 8 - 1 x 4/10 = 31.60.
     assert "+31.60 USD" in body
+    # The exit at 108 is 1.9% above the day's only price, 106: pointed out, kept as recorded; the entry is not.
+    assert "Check the price:</strong> outside the day's range by more than 1%." in body
+    assert "Exit 4 @ 108 on 2024-01-10: XNYS:ACME traded 106.00 to 106.00 that day" in body
+    assert "entry 10 @ 100 on 2024-01-02: XNYS" not in body
+
+
+def test_a_price_within_one_percent_of_the_days_range_is_not_pointed_out(alice_client, alice, usd_book, series):
+    days = sessions("XNYS", dt.date(2024, 1, 2), 5)
+    series("ACME", "XNYS", {day: 100.0 for day in days})
+    trade = services.record_trade(portfolio=usd_book, user=alice, symbol="ACME", quantity=10, entry_price="100.99",
+                                  entry_date=days[0])
+    services.close_trade(trade, user=alice, date=days[2], price="99.01", quantity=10)
+    assert "Check the price" not in text(alice_client.get(f"/trades/{trade.pk}/"))
 
 
 # --- portfolios and cash ---------------------------------------------------------------------------
