@@ -5,8 +5,11 @@ from django.conf import settings
 from django.contrib.admin.views.decorators import staff_member_required
 from django.core.exceptions import MultipleObjectsReturned, ObjectDoesNotExist
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.utils import DataError
 from ninja import NinjaAPI
-from ninja.errors import AuthenticationError, Throttled
+from ninja.errors import AuthenticationError, HttpError, Throttled
+from ninja.errors import ValidationError as NinjaValidationError
+from ninja.parser import Parser
 
 from .auth import api_auth
 from .throttle import TokenRateThrottle
@@ -42,6 +45,42 @@ BAD_BODY = {
 }
 
 
+def _nul_at(value, where=()):
+    """The location of the first string (or key) holding a NUL character in parsed input, else None."""
+    if isinstance(value, str):
+        return where if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(key, str) and "\x00" in key:
+                return (*where, key)
+            if (found := _nul_at(item, (*where, key))) is not None:
+                return found
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            if (found := _nul_at(item, (*where, index))) is not None:
+                return found
+    return None
+
+
+class StrictParser(Parser):
+    """ninja's JSON and query parsing, refusing a NUL character (422 naming the field): PostgreSQL cannot
+    store one in text, and no symbol, name or note has a reason to hold it."""
+
+    def parse_body(self, request):
+        return self._checked(super().parse_body(request), "body")
+
+    def parse_querydict(self, data, list_fields, request):
+        return self._checked(super().parse_querydict(data, list_fields, request), "query")
+
+    @staticmethod
+    def _checked(values, source):
+        where = _nul_at(values)
+        if where is not None:
+            raise NinjaValidationError([{"type": "string_nul", "loc": [source, *where],
+                                         "msg": "must not contain a NUL character"}])
+        return values
+
+
 class ParakeetAPI(NinjaAPI):
     """A NinjaAPI with Parakeet's auth and error handler, exempt from the site's login redirect."""
 
@@ -49,10 +88,13 @@ class ParakeetAPI(NinjaAPI):
         kwargs.setdefault("auth", api_auth)
         kwargs.setdefault("throttle", [TokenRateThrottle()])
         kwargs.setdefault("docs_decorator", staff_member_required)
+        kwargs.setdefault("parser", StrictParser())
         super().__init__(**kwargs)
         for error in (AuthenticationError, ObjectDoesNotExist, MultipleObjectsReturned, DjangoValidationError):
             self.add_exception_handler(error, partial(domain_error, api=self))
         self.add_exception_handler(Throttled, partial(throttled, api=self))
+        self.add_exception_handler(DataError, partial(data_error, api=self))
+        self.add_exception_handler(HttpError, partial(http_error, api=self))
 
     def get_openapi_schema(self, *args, **kwargs):
         # Every operation with a body can answer 400 (ninja: a body that is not JSON, or over
@@ -80,6 +122,20 @@ def throttled(request, exc, *, api):
     who = f"token {token.prefix!r}" if token is not None else "this client"
     detail = f"rate limit of {limit} requests per {window} s reached for {who}; retry after {exc.wait} s"
     return api.create_response(request, {"detail": detail}, status=429)
+
+
+def http_error(request, exc, *, api):
+    """ninja's HttpError as ninja answers it, except a body refused by StrictParser: that is a 422 naming the
+    field (ninja turns any parser error into "400 Cannot parse request body")."""
+    if isinstance(exc.__cause__, NinjaValidationError):
+        return api.create_response(request, {"detail": exc.__cause__.errors}, status=422)
+    return api.create_response(request, {"detail": str(exc)}, status=exc.status_code)
+
+
+def data_error(request, exc, *, api):
+    """A value the database cannot hold (a NUL in a path, a number out of its range): 422, not a 500."""
+    message = str(exc).strip().splitlines()[0] if str(exc).strip() else "a value the database cannot store"
+    return api.create_response(request, {"detail": [{"type": "value_error", "loc": [], "msg": message}]}, status=422)
 
 
 def domain_error(request, exc, *, api):

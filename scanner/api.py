@@ -5,10 +5,11 @@ from typing import Optional
 from django.urls import reverse
 from ninja import Router, Status
 from ninja.errors import ValidationError
-from ninja.pagination import PageNumberPagination, paginate
+from ninja.pagination import paginate
 
 from marketdata.schemas import Message, ValidationErrorOut
 from parakeet.lazy import lazy_module
+from parakeet.pagination import PageNumberPagination
 
 from . import tasks
 from .models import SavedScreen, ScanReplay, ScanRun

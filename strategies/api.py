@@ -2,10 +2,11 @@
 from django.urls import reverse
 from ninja import Router, Status
 from ninja.errors import ValidationError
-from ninja.pagination import PageNumberPagination, paginate
+from ninja.pagination import paginate
 
 from marketdata.schemas import ValidationErrorOut
 from parakeet.lazy import lazy_module
+from parakeet.pagination import PageNumberPagination
 
 from .models import BacktestRun, BacktestSweep
 from .schemas import (

@@ -6,6 +6,7 @@ from ninja import Schema
 from pydantic import Field
 
 from marketdata.models import parse_symbol
+from parakeet.pagination import MAX_PAGE
 
 from .errors import JournalError
 from .models import Portfolio, Trade, TradeVersion, no_portfolio
@@ -25,10 +26,10 @@ class TradeQuery(Schema):
     end: Optional[dt.date] = Field(None, description="Entered on or before this day")
     sort: Sort = Field("-entry_date", description="A field, '-' first for descending; ties newest id first")
     as_of: Optional[str] = Field(None, description="Knowledge time: an ISO time with zone, or a date (its end, UTC)")
-    page: Optional[int] = Field(None, ge=1)
+    page: Optional[int] = Field(None, ge=1, le=MAX_PAGE)  # an OFFSET a database can hold
     page_size: Optional[int] = Field(None, ge=1, le=MAX_PAGE_SIZE)
     limit: Optional[int] = Field(None, ge=1, le=MAX_PAGE_SIZE, description="The old clients' page size")
-    offset: Optional[int] = Field(None, ge=0, description="The old clients' start row")
+    offset: Optional[int] = Field(None, ge=0, le=MAX_PAGE * MAX_PAGE_SIZE, description="The old clients' start row")
 
 
 def parse_as_of(text, field="as_of"):

@@ -65,3 +65,35 @@ def test_a_page_number_past_what_a_database_can_offset_is_a_422_not_a_500(client
                           HTTP_AUTHORIZATION=desk["Authorization"])
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"] == ["query", "page"]
+
+
+def test_a_nul_character_in_any_input_is_a_422_naming_it_not_a_500(client, desk):
+    # PostgreSQL cannot hold a NUL in text: found by the fuzzer as a 500 on POST /scanner/replay.
+    auth = {"HTTP_AUTHORIZATION": desk["Authorization"]}
+    response = client.post("/api/v1/scanner/replay", {"screen": "momentum\x00", "universe": "SP500"},
+                           content_type="application/json", **auth)
+    assert response.status_code == 422
+    assert response.json()["detail"] == [{"type": "string_nul", "loc": ["body", "screen"],
+                                          "msg": "must not contain a NUL character"}]
+    response = client.post("/api/v1/trades", {"symbol": "AAPL", "notes": ["a", "b\x00"]},
+                           content_type="application/json", **auth)
+    assert response.status_code == 422 and response.json()["detail"][0]["loc"] == ["body", "notes", 1]
+    response = client.get("/api/v1/data/instruments?q=AA%00PL", **auth)
+    assert response.status_code == 422 and response.json()["detail"][0]["loc"] == ["query", "q"]
+    # In a path, past the parsers: the database's refusal is still a 422.
+    response = client.get("/api/v1/data/prices/AA%00PL", **auth)
+    assert response.status_code in (404, 422), response.content
+
+
+def test_every_paged_operation_caps_the_page_number_a_database_can_offset():
+    # scanner/runs and strategies/backtests once used ninja's own pagination: a huge page was a 500.
+    from parakeet.pagination import MAX_PAGE
+
+    paged = {(path, method): [p for p in operation.get("parameters", []) if p["name"] == "page"]
+             for path, methods in api.get_openapi_schema()["paths"].items() for method, operation in methods.items()}
+    paged = {key: params[0] for key, params in paged.items() if params}
+    assert len(paged) >= 5
+    def maximum(schema):  # Optional[int] is published as anyOf integer / null
+        return schema.get("maximum", next((s.get("maximum") for s in schema.get("anyOf", []) if "maximum" in s), None))
+
+    assert {key: maximum(param["schema"]) for key, param in paged.items()} == {key: MAX_PAGE for key in paged}
