@@ -22,11 +22,12 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import storages
 from django.db import transaction
+from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from marketdata import panels, universes
-from marketdata.models import Exchange, parse_symbol
+from marketdata.models import Exchange, Instrument, PriceBar, parse_symbol
 from parakeet.jobs import JobStatus
 from quant import backtest, metrics, strategies, validation
 from quant.strategies.trend import crossover_positions
@@ -111,6 +112,11 @@ def validate_request(*, strategy, params=None, universe="SP500", start=None, end
         ids = _universe_ids(universe, start or first, end or last)[0]
         keys = _panel_keys()
         first, last = data_span({keys[pk].split(":", 1)[0] for pk in ids if pk in keys})
+        # ... and from the day by which at least half of its priced names have bars: not from the one
+        # name whose history happens to reach back years before the rest (it would trade alone).
+        firsts = sorted(_first_bars(ids).values())
+        if firsts:
+            first = max(first, firsts[(len(firsts) - 1) // 2])
     start, end = start or first, end or last
     if start > end:
         raise BacktestRequestError(["start"], f"start {start} is after end {end}")
@@ -171,9 +177,16 @@ def _manifests():
 
 
 def _panel_keys():
-    """{instrument_id: 'XNYS:AAPL'} of every instrument in the panels."""
+    """{instrument_id: 'XNYS:AAPL'} of every instrument of the panels' exchanges (with bars or not)."""
     return {int(pk): f"{name}:{symbol}" for name, manifest in _manifests().items()
             for pk, symbol in manifest["instruments"].items()}
+
+
+def _first_bars(ids):
+    """{instrument_id: date of its first stored bar} of those of `ids` that have bars (one indexed probe each)."""
+    first = PriceBar.objects.filter(instrument=OuterRef("pk")).order_by("date").values("date")[:1]
+    return dict(Instrument.objects.filter(pk__in=list(ids)).annotate(first=Subquery(first))
+                .filter(first__isnull=False).values_list("pk", "first"))
 
 
 # --- universes -------------------------------------------------------------------------------------------
@@ -219,7 +232,9 @@ def _universe_ids(universe, start, end):
 
 
 def _symbol_ids(symbols):
-    keys = {key: pk for pk, key in _panel_keys().items()}
+    panel_keys = _panel_keys()
+    priced = _first_bars(panel_keys)
+    keys = {key: pk for pk, key in panel_keys.items() if pk in priced}
     ids = []
     for text in symbols:
         symbol, exchange = parse_symbol(text)
@@ -237,8 +252,11 @@ def _symbol_ids(symbols):
 
 
 def _priced(ids, universe):
+    """The members with stored bars. The panels' manifest lists every instrument of an exchange, also those
+    a universe file created and no bar was ever loaded for: they are not priced."""
     known = _panel_keys()
-    priced = [pk for pk in ids if pk in known]
+    with_bars = _first_bars([pk for pk in ids if pk in known])
+    priced = [pk for pk in ids if pk in with_bars]
     if not priced:
         raise BacktestRequestError(["universe"], f"no member of {universe} has stored prices")
     return priced

@@ -83,11 +83,13 @@ def test_todays_members_over_the_past_are_flagged_as_survivorship_biased(desk, d
 def test_a_point_in_time_universe_mostly_without_bars_is_flagged(desk, django_capture_on_commit_callbacks):
     # The whole real membership file (some 800 names over the years) against bars for 8 of them: the members
     # without bars are mostly the ones that left, so the run is, in effect, over survivors.
+    from marketdata.panels import refresh_panels
     from marketdata.universes import import_memberships
 
     from .conftest import INTERVALS
 
     import_memberships(code="SP500", path=INTERVALS)
+    refresh_panels()  # the manifest now lists the ~800 instruments the file created, without bars
     run = start(django_capture_on_commit_callbacks, strategy="buy_and_hold", universe="SP500", start=START, end=END)
     assert run.status == "success", run.error
     assert run.survivorship_biased and len(run.universe_note) <= 200
@@ -162,10 +164,13 @@ def test_the_default_dates_are_the_span_of_the_universes_own_exchange(desk, make
     from marketdata.panels import refresh_panels
 
     make_bars("BHP", "XASX", [(dt.date(2024, 5, 30), 45, 46, 44, 45.5, 1000), (dt.date(2024, 5, 31), 45, 46, 44, 45, 900)])
+    # One member's history reaching back before the rest must not start the run where it alone trades.
+    make_bars("AAPL", "XNYS", [(dt.date(2012, 6, 1), 20, 21, 19, 20.5, 1000)])
     refresh_panels()
-    assert services.data_span() == (dt.date(2013, 1, 2), dt.date(2024, 5, 31))
+    assert services.data_span() == (dt.date(2012, 6, 1), dt.date(2024, 5, 31))
     request = services.validate_request(strategy="momentum", universe="SP500")
     assert (request.start, request.end) == (dt.date(2013, 1, 2), dt.date(2016, 12, 30))
+    assert services.validate_request(strategy="buy_and_hold", universe="AAPL").start == dt.date(2012, 6, 1)
     assert services.validate_request(strategy="buy_and_hold", universe="BHP").end == dt.date(2024, 5, 31)
     with pytest.raises(services.BacktestRequestError, match="start 2020-01-02 is after end 2016-12-30"):
         services.validate_request(strategy="momentum", universe="SP500", start=dt.date(2020, 1, 2))
