@@ -158,9 +158,9 @@ class CashMovement(models.Model):
 
 
 class TradeImport(models.Model):
-    """A trade file applied to a portfolio: what it was (name, sha256 of its bytes), who, when, how many
-    rows. The same bytes again into the same portfolio are refused unless asked for (re-uploading a file
-    would book its executions twice)."""
+    """A trade file applied to a portfolio: its name, the sha256 of its executions (services: date, action,
+    symbol, numbers and trade id of every row, in any order or format), who, when, how many rows. The same
+    executions again into the same portfolio are refused unless asked for (they would be booked twice)."""
 
     portfolio = models.ForeignKey(Portfolio, on_delete=models.CASCADE, related_name="imports")
     sha256 = models.CharField(max_length=64)

@@ -818,6 +818,10 @@ def snapshot_portfolios(*, names=None, since=None, exchange=None) -> list:
 
 # --- import --------------------------------------------------------------------------------------
 
+# The fields of an import row that say what happened (trades.imports.Row), for the duplicate-file check.
+IMPORT_FINGERPRINT = ("date", "action", "symbol", "quantity", "price", "commission", "amount", "trade_id")
+
+
 @dataclass
 class ImportResult:
     """What import_trades wrote: trades opened, exit legs recorded, cash movements, the first date."""
@@ -838,12 +842,14 @@ def import_trades(*, portfolio, data, user=None, name=None, max_rows=None, again
     in its own savepoint, so a refused one leaves nothing behind) and every problem collected; then
     ImportRejected lists them by row ("row N: column: reason", at most MAX_ERRORS and how many more)
     and the whole file is rolled back: nothing written. max_rows: refuse a longer file (None: no limit).
-    The same bytes already imported into `portfolio` are refused, naming when and by whom, unless `again`.
+    A file with the same executions as one already imported into `portfolio` (whatever its name, line
+    endings, row order or number format) is refused, naming when and by whom, unless `again`.
     """
     from .errors import ImportRejected
     from .imports import CLOSES, MAX_ERRORS, OPENS, read_rows
 
-    digest = hashlib.sha256(data if isinstance(data, bytes) else data.encode("utf-8")).hexdigest()
+    rows = read_rows(data, name=name, max_rows=max_rows)
+    digest = _executions_digest(rows)
     earlier = None if again else portfolio.imports.filter(sha256=digest).select_related("imported_by").first()
     if earlier:
         who = f" by {earlier.imported_by.username}" if earlier.imported_by else ""
@@ -851,7 +857,6 @@ def import_trades(*, portfolio, data, user=None, name=None, max_rows=None, again
                               f"{timezone.localtime(earlier.imported_at):%Y-%m-%d %H:%M}{who} ({earlier.rows} rows); "
                               "importing it again would book its executions twice. Import it again only if "
                               "they really happened twice"], file=name)
-    rows = read_rows(data, name=name, max_rows=max_rows)
     result = ImportResult(portfolio=portfolio.name, rows=len(rows))
     source = name or "a file"
     problems = []
@@ -874,6 +879,18 @@ def import_trades(*, portfolio, data, user=None, name=None, max_rows=None, again
                                    imported_by=user)
     result.first_date = min(r.date for r in rows)
     return result
+
+
+def _executions_digest(rows):
+    """sha256 of what a trade file says happened: each row's date, action, symbol, numbers (as values:
+    100 = 100.00) and trade id, in any order. A file re-saved by Excel (CRLF, 100.00) has the same digest."""
+    def text(value):
+        if isinstance(value, Decimal):
+            return format(value.normalize(), "f")
+        return "" if value is None else str(value).strip().upper()
+
+    lines = sorted("|".join(text(getattr(row, field)) for field in IMPORT_FINGERPRINT) for row in rows)
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
 def _bad_row_problems(portfolio, row):

@@ -41,6 +41,7 @@ def test_without_a_run_the_page_says_how_to_start(alice_client):
     assert "No scan yet" in page and "python manage.py scan --screen momentum_breakout --universe SP500" in page
     assert 'href="/scanner/"' in page  # the nav link
     assert "momentum-us" in page  # the saved screens
+    assert '<option value="momentum-us" selected>' in page  # the US one first: its universe is the demo's
 
 
 def test_the_parameter_boxes_are_empty_without_overrides_so_the_placeholder_shows(alice_client):

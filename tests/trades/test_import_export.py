@@ -149,6 +149,11 @@ def test_the_same_file_twice_is_refused_unless_asked_for(alice_client, usd_book,
     assert again.status_code == 400 and "copy.csv was rejected; nothing was imported." in body
     assert "this file was already imported into Alice US on " in body and " by alice (4 rows)" in body
     assert Trade.objects.count() == 2 and CashMovement.objects.count() == 1
+    # Re-saved by Excel: CRLF line endings, 100.00 for 100, the rows of a day in another order.
+    lines = data.splitlines()
+    resaved = "\r\n".join([lines[0], lines[2].replace(",100,", ",100.00,"), lines[1], *lines[3:]]) + "\r\n"
+    again = alice_client.post("/trades/import/", {**post, "file": SimpleUploadedFile("x.csv", resaved.encode())})
+    assert again.status_code == 400 and "this file was already imported" in again.content.decode()
     with pytest.raises(CommandError, match="already imported into Alice US"):
         call_command("import_trades", str(write(tmp_path, data)), "--portfolio", "Alice US")
     forced = alice_client.post("/trades/import/", {**post, "again": "on",
