@@ -2,6 +2,8 @@
 
 With nothing set this is the embedded default: SQLite file, local files under var/, eager Celery.
 """
+import sys
+
 from parakeet import schedules
 
 from . import env
@@ -221,7 +223,8 @@ LOGIN_FAILURE_LIMIT = env.int_("PARAKEET_LOGIN_FAILURES", 5, minimum=1)
 LOGIN_LOCKOUT_SECONDS = env.int_("PARAKEET_LOGIN_LOCKOUT", 900, minimum=1)
 AUTHENTICATION_BACKENDS = ["parakeet.throttle.ThrottledModelBackend"]
 
-# Logs: one JSON object a line with the request id (parakeet/observability.py); LOG_FORMAT=plain for people.
+# Logs: one JSON object a line with the request id (parakeet/observability.py); plain text for people at a
+# terminal (a command run by hand), JSON everywhere else (Lambda, gunicorn, cron, CI).
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -231,7 +234,8 @@ LOGGING = {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
     },
     "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["request_id"],
-                             "formatter": env.choice_("LOG_FORMAT", "json", ("json", "plain"))}},
+                             "formatter": env.choice_("LOG_FORMAT", "plain" if sys.stderr.isatty() else "json",
+                                                        ("json", "plain"))}},
     "root": {"handlers": ["console"], "level": env.str_("LOG_LEVEL", "INFO")},
     # urllib3 warns on every retry it makes; the provider adapters report each symbol's outcome instead.
     "loggers": {"urllib3": {"level": "ERROR"}},
