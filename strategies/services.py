@@ -151,6 +151,16 @@ def engine_config(engine, *, delay=1) -> backtest.Config:
                            fractional=bool(engine["fractional"]), costs=costs)
 
 
+def data_spans():
+    """{exchange: (first, last)} of each exchange's panels, in exchange order."""
+    spans = {}
+    for name in _manifests():
+        first, last = data_span({name})
+        if first is not None:
+            spans[name] = (first, last)
+    return spans
+
+
 def data_span(exchanges=None):
     """(first, last) date over the panels of `exchanges` (default: every exchange), (None, None) without."""
     firsts, lasts = [], []

@@ -86,6 +86,7 @@ def _catalog_context(request, *, chosen=None, values=None, errors=None, common=N
     first, last = services.data_span()
     return {
         "cards": cards, "engine": services.ENGINE_DEFAULTS, "first": first, "last": last,
+        "spans": services.data_spans(),
         "default_universe": services.default_universe(),
         "runs": BacktestRun.objects.visible_to(request.user).select_related("requested_by")[:RECENT],
         "sweeps": BacktestSweep.objects.visible_to(request.user)[:10],

@@ -53,7 +53,7 @@ def test_the_catalog_has_a_form_generated_from_each_parameter_model(alice_client
     # The breakout's setup parameters are the scanner's, one field each.
     assert re.search(r'name="p_max_below_high" step="any" min="0" max="1" value="0.15"', body)
     assert '<input type="text" name="p_return_windows" value="21,63,126" maxlength="64">' in body
-    assert "Stored prices: 2013-01-02 to 2016-12-30" in body
+    assert "Stored prices: XNYS 2013-01-02 to 2016-12-30; without dates a run covers its universe's own." in body
     assert 'href="/strategies/"' in body and "aria-current" in body
 
 
