@@ -46,7 +46,7 @@ def test_drawdown_dates_of_a_loss_after_a_gain_and_its_recovery():
 
 def test_br02a_half_a_year_of_weekly_returns():
     # 1.006^26 = 1.16828; start one week before the first return: 175 + 7.02 days = 182.02 days;
-    # 1.16828 ^ (365.25 / 182.02) - 1 = 36.62% (the bug's 175/52 "years" gives 4.73%).
+    # 1.16828 ^ (365.25 / 182.02) - 1 = 36.63% (the bug's 175/52 "years" gives 4.73%).
     r = series([0.006] * 26, pd.date_range("2025-02-23", "2025-08-17", freq="W-SUN"))
     assert metrics.total_return(r) == pytest.approx(1.006**26 - 1)
     value = metrics.cagr_from_returns(r, periods_per_year=52)
