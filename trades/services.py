@@ -865,6 +865,9 @@ def import_trades(*, portfolio, data, user=None, name=None, max_rows=None, again
             problems += [(row.number, text) for text in row.problems]
             problems += [(row.number, f"{IMPORT_COLUMN.get(f, f)}: {m}") for f, m in _bad_row_problems(portfolio, row)]
     good = sorted((row for row in rows if not row.problems), key=lambda r: (r.date, r.number))
+    # A statement that repeats executions already in the journal, next to new ones.
+    booked = [] if again else _already_booked(portfolio, good, OPENS, CLOSES)
+    problems += booked
     with transaction.atomic():
         for row in good:
             try:
@@ -874,11 +877,71 @@ def import_trades(*, portfolio, data, user=None, name=None, max_rows=None, again
                 problems += [(row.number, f"{IMPORT_COLUMN.get(f, f)}: {m}") for f, m in exc.problems]
         if problems:
             lines = [f"row {number}: {text}" for number, text in sorted(problems, key=lambda p: p[0])]
+            if booked:
+                repeat = f"{len(booked)} rows repeat" if len(booked) > 1 else "1 row repeats"
+                lines.insert(0, f"{repeat} executions already in the journal: remove them, or import with "
+                                "'Import it even if…' (--again) if they really happened twice")
             raise ImportRejected(lines[:MAX_ERRORS], file=name, more=max(len(lines) - MAX_ERRORS, 0))
         TradeImport.objects.create(portfolio=portfolio, sha256=digest, name=(name or "")[:255], rows=len(rows),
                                    imported_by=user)
     result.first_date = min(r.date for r in rows)
     return result
+
+
+def _already_booked(portfolio, rows, opens, closes):
+    """(row number, problem) for each row the journal already holds: an entry with the same instrument,
+    side, date, quantity and price; exits of the same instrument, side, date and price covering its
+    quantity; a live cash movement of the same date, kind and amount. Each recorded one matches one row.
+    Three queries over the file's dates, whatever its length."""
+    if not rows:
+        return []
+    first, last = min(r.date for r in rows), max(r.date for r in rows)
+    instruments = {}
+    for text in {r.symbol for r in rows if not r.is_cash}:
+        try:
+            instruments[text] = resolve_instrument(text).pk
+        except JournalError:
+            pass  # the row is refused for it when applied
+    entries = {}
+    for trade_id, *key in (Trade.objects.live().filter(portfolio=portfolio, entry_date__range=(first, last))
+                           .values_list("trade_id", "instrument_id", "direction", "entry_date", "quantity",
+                                        "entry_price")):
+        entries.setdefault(tuple(key), []).append(trade_id)
+    exited = {}
+    for *key, quantity in (TradeExit.objects.filter(version__trade__portfolio=portfolio, version__superseded_at=None,
+                                                    date__range=(first, last))
+                           .exclude(version__trade__status=TradeStatus.CANCELLED)
+                           .values_list("version__trade__instrument_id", "version__trade__direction", "date", "price",
+                                        "quantity")):
+        exited[tuple(key)] = exited.get(tuple(key), Decimal(0)) + quantity
+    cash = {}
+    for key in (CashMovement.objects.live().filter(portfolio=portfolio, date__range=(first, last))
+                .values_list("date", "kind", "amount")):
+        cash[(key[0], key[1], abs(key[2]))] = cash.get((key[0], key[1], abs(key[2])), 0) + 1
+    found = []
+    for row in rows:
+        if row.is_cash:
+            key = (row.date, row.action, abs(row.amount))
+            if cash.get(key):
+                cash[key] -= 1
+                found.append((row.number, f"already in the journal: a {row.action} of {plain(abs(row.amount))} on "
+                                          f"{row.date}"))
+            continue
+        instrument = instruments.get(row.symbol)
+        if instrument is None:
+            continue
+        if row.action in opens:
+            ids = entries.get((instrument, opens[row.action], row.date, row.quantity, row.price))
+            if ids:
+                found.append((row.number, f"already in the journal: {row.action} {plain(row.quantity)} {row.symbol} @ "
+                                          f"{plain(row.price)} on {row.date} (trade {ids.pop(0)})"))
+        else:
+            key = (instrument, closes[row.action], row.date, row.price)
+            if exited.get(key, Decimal(0)) >= row.quantity:
+                exited[key] -= row.quantity
+                found.append((row.number, f"already in the journal: {row.action} {plain(row.quantity)} {row.symbol} @ "
+                                          f"{plain(row.price)} on {row.date} (recorded exits)"))
+    return found
 
 
 def _executions_digest(rows):

@@ -165,6 +165,32 @@ def test_the_same_file_twice_is_refused_unless_asked_for(alice_client, usd_book,
         ("trades.csv", 4, None), ("copy.csv", 4, "alice"), ("mine.csv", 4, "alice")]
 
 
+def test_a_statement_repeating_rows_already_imported_is_refused_naming_them(tmp_path, usd_book, acme):
+    data = FIFO_FILE.replace("LOT-A", "").replace("LOT-B", "")
+    call_command("import_trades", str(write(tmp_path, data)), "--portfolio", "Alice US")
+    # The next statement: the same four rows (the buy of 100 at 10.00, written differently) and a new one.
+    overlapping = data.replace(",100,10,", ",100,10.00,") + "2024-01-05,buy,ACME,5,15,1,,,,new\n"
+    with pytest.raises(ImportRejected) as caught:
+        services.import_trades(portfolio=usd_book, data=overlapping, name="march.csv")
+    assert caught.value.errors == [
+        "4 rows repeat executions already in the journal: remove them, or import with 'Import it even if…' "
+        "(--again) if they really happened twice",
+        "row 2: already in the journal: a deposit of 5000 on 2024-01-02",
+        f"row 3: already in the journal: buy 100 ACME @ 10 on 2024-01-02 (trade "
+        f"{Trade.objects.get(quantity=100).trade_id})",
+        f"row 4: already in the journal: buy 50 ACME @ 12 on 2024-01-03 (trade {Trade.objects.get(quantity=50).trade_id})",
+        "row 5: already in the journal: sell 120 ACME @ 15 on 2024-01-04 (recorded exits)",
+    ]
+    assert Trade.objects.count() == 2 and CashMovement.objects.count() == 1
+    # Only the new row: imported. A second buy like an earlier one (another 100 @ 10 that day) with --again.
+    services.import_trades(portfolio=usd_book, data=data.splitlines()[0] + "\n2024-01-05,buy,ACME,5,15,1,,,,new\n")
+    again = data.splitlines()[0] + "\n2024-01-02,buy,ACME,100,10,1,,,,second order\n"
+    with pytest.raises(ImportRejected, match="1 row repeats executions already in the journal"):
+        services.import_trades(portfolio=usd_book, data=again)
+    services.import_trades(portfolio=usd_book, data=again, again=True)
+    assert Trade.objects.count() == 4
+
+
 def test_the_trade_export_opens_in_excel(api, alice, usd_book):
     # PITFALLS BR-24: a note with é, en dash, euro sign and a curly apostrophe.
     Instrument.objects.create(symbol="NESN.SW", exchange="XSWX", currency="CHF", name="Nestlé S.A.")
