@@ -18,7 +18,11 @@ MAX_FIELD_CHARS = 10_000
 
 
 class UploadError(ValueError):
-    """An upload that cannot be imported; the message names the file and the problem."""
+    """An upload that cannot be imported: `name` is the file, `problem` what is wrong; str() says both."""
+
+    def __init__(self, name, problem):
+        self.name, self.problem = name, problem
+        super().__init__(f"{name}: {problem}")
 
 
 def read_upload_bytes(upload, *, max_bytes=None, extensions=CSV_EXTENSIONS):
@@ -30,12 +34,12 @@ def read_upload_bytes(upload, *, max_bytes=None, extensions=CSV_EXTENSIONS):
     name = getattr(upload, "name", None) or "upload"
     limit = settings.UPLOAD_MAX_BYTES if max_bytes is None else max_bytes
     if not name.lower().endswith(tuple(extensions)):
-        raise UploadError(f"{name}: expected a {' or '.join(extensions)} file")
+        raise UploadError(name, f"expected a {' or '.join(extensions)} file")
     if upload.size is not None and upload.size > limit:
-        raise UploadError(f"{name}: {upload.size:,} bytes is over the limit of {limit:,} bytes")
+        raise UploadError(name, f"{upload.size:,} bytes is over the limit of {limit:,} bytes")
     raw = upload.read(limit + 1)  # never more than the limit, whatever size the client claimed
     if len(raw) > limit:
-        raise UploadError(f"{name}: over the limit of {limit:,} bytes")
+        raise UploadError(name, f"over the limit of {limit:,} bytes")
     return raw
 
 
@@ -43,12 +47,12 @@ def decode_text(raw, name="upload"):
     """The UTF-8 text of a file's bytes (a byte-order mark is dropped); raises UploadError naming the
     row of the first byte that is not UTF-8, or a NUL byte (a binary file renamed .csv)."""
     if b"\x00" in raw:
-        raise UploadError(f"{name}: not a text file (it holds NUL bytes)")
+        raise UploadError(name, "not a text file (it holds NUL bytes)")
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
-        raise UploadError(f"{name}: row {line} is not UTF-8 text (byte {exc.start + 1}); save the file as "
+        raise UploadError(name, f"row {line} is not UTF-8 text (byte {exc.start + 1}); save the file as "
                           "CSV UTF-8") from None
 
 
@@ -65,12 +69,12 @@ def read_csv_upload(upload, *, max_bytes=None, max_rows=MAX_ROWS, extensions=CSV
     try:
         for row in reader:
             if len(rows) >= max_rows + 1:
-                raise UploadError(f"{name}: more than {max_rows:,} rows")
+                raise UploadError(name, f"more than {max_rows:,} rows")
             if any(len(field) > MAX_FIELD_CHARS for field in row):
-                raise UploadError(f"{name}: row {len(rows) + 1} has a field over {MAX_FIELD_CHARS:,} characters")
+                raise UploadError(name, f"row {len(rows) + 1} has a field over {MAX_FIELD_CHARS:,} characters")
             rows.append(row)
     except csv.Error as exc:  # e.g. a field over csv's own 128 KiB limit, or a NUL
-        raise UploadError(f"{name}: row {len(rows) + 1}: {exc}") from None
+        raise UploadError(name, f"row {len(rows) + 1}: {exc}") from None
     if not rows:
-        raise UploadError(f"{name}: the file is empty")
+        raise UploadError(name, "the file is empty")
     return rows[0], rows[1:]

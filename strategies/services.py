@@ -103,7 +103,8 @@ def validate_request(*, strategy, params=None, universe="SP500", start=None, end
     universe = (universe or "").strip()
     if not universe:
         raise BacktestRequestError(["universe"], "a universe is required: an index code (SP500) or symbols (AAPL,MSFT)")
-    first, last = data_span()
+    spans = data_spans()
+    first, last = data_span(spans=spans)
     if first is None:
         raise BacktestRequestError(["universe"], "no price panels yet: ingest bars and run manage.py panels")
     if start is None or end is None:
@@ -111,7 +112,7 @@ def validate_request(*, strategy, params=None, universe="SP500", start=None, end
         # not where the ASX data does (a run past its data would hold cash and dilute every annual figure).
         ids = _universe_ids(universe, start or first, end or last)[0]
         keys = _panel_keys()
-        first, last = data_span({keys[pk].split(":", 1)[0] for pk in ids if pk in keys})
+        first, last = data_span({keys[pk].split(":", 1)[0] for pk in ids if pk in keys}, spans=spans)
         # ... and from the day by which at least half of its priced names have bars: not from the one
         # name whose history happens to reach back years before the rest (it would trade alone).
         firsts = sorted(_first_bars(ids).values())
@@ -152,25 +153,24 @@ def engine_config(engine, *, delay=1) -> backtest.Config:
 
 
 def data_spans():
-    """{exchange: (first, last)} of each exchange's panels, in exchange order."""
+    """{exchange: (first, last)} of each exchange's panels (one read of the manifests)."""
     spans = {}
-    for name in _manifests():
-        first, last = data_span({name})
-        if first is not None:
-            spans[name] = (first, last)
+    for name, manifest in _manifests().items():
+        entries = manifest["files"].values()
+        if entries:
+            spans[name] = (min(dt.date.fromisoformat(e["first_date"]) for e in entries),
+                           max(dt.date.fromisoformat(e["last_date"]) for e in entries))
     return spans
 
 
-def data_span(exchanges=None):
-    """(first, last) date over the panels of `exchanges` (default: every exchange), (None, None) without."""
-    firsts, lasts = [], []
-    for name, manifest in _manifests().items():
-        if exchanges is not None and name not in exchanges:
-            continue
-        for entry in manifest["files"].values():
-            firsts.append(dt.date.fromisoformat(entry["first_date"]))
-            lasts.append(dt.date.fromisoformat(entry["last_date"]))
-    return (min(firsts), max(lasts)) if firsts else (None, None)
+def data_span(exchanges=None, spans=None):
+    """(first, last) date over the panels of `exchanges` (default: every exchange), (None, None) without.
+    spans: data_spans() when the caller has them already."""
+    chosen = [span for name, span in (data_spans() if spans is None else spans).items()
+              if exchanges is None or name in exchanges]
+    if not chosen:
+        return None, None
+    return min(first for first, _ in chosen), max(last for _, last in chosen)
 
 
 def default_universe():
@@ -242,14 +242,14 @@ def _universe_ids(universe, start, end):
 
 
 def _symbol_ids(symbols):
-    panel_keys = _panel_keys()
-    priced = _first_bars(panel_keys)
-    keys = {key: pk for pk, key in panel_keys.items() if pk in priced}
+    keys = {key: pk for pk, key in _panel_keys().items()}
     ids = []
     for text in symbols:
         symbol, exchange = parse_symbol(text)
         found = [pk for key, pk in keys.items() if key.split(":", 1)[1] == symbol
                  and (exchange is None or key.split(":", 1)[0] == exchange)]
+        priced = _first_bars(found)  # the manifest also lists instruments without a bar
+        found = [pk for pk in found if pk in priced]
         if not found:
             known = ", ".join(universes.known_codes()) or "none"
             raise BacktestRequestError(["universe"], f"{text.strip()!r} is neither a universe (known: {known}) nor a "

@@ -83,10 +83,10 @@ def _catalog_context(request, *, chosen=None, values=None, errors=None, common=N
         cards.append({"strategy": strategy,
                       "fields": param_fields(strategy, values if mine else None, errors if mine else None),
                       "errors": errors if mine else None, "common": common if mine else None})
-    first, last = services.data_span()
+    spans = services.data_spans()
+    first, last = services.data_span(spans=spans)
     return {
-        "cards": cards, "engine": services.ENGINE_DEFAULTS, "first": first, "last": last,
-        "spans": services.data_spans(),
+        "cards": cards, "engine": services.ENGINE_DEFAULTS, "first": first, "last": last, "spans": spans,
         "default_universe": services.default_universe(),
         "runs": BacktestRun.objects.visible_to(request.user).select_related("requested_by")[:RECENT],
         "sweeps": BacktestSweep.objects.visible_to(request.user)[:10],

@@ -191,9 +191,9 @@ class CashForm(JournalForm):
 class ImportForm(forms.Form):
     portfolio = forms.ModelChoiceField(queryset=Portfolio.objects.none(), empty_label=None)
     file = forms.FileField(help_text="CSV, UTF-8 (with or without a byte-order mark)")
-    again = forms.BooleanField(required=False, label="Import it even if this exact file was imported before",
-                               help_text="Only when its executions really happened twice; otherwise a second "
-                                         "upload of the same file is refused")
+    again = forms.BooleanField(required=False, label="Import it even if its executions are already in the journal",
+                               help_text="Only when they really happened twice; otherwise a file (or rows) "
+                                         "imported before is refused")
 
     def __init__(self, *args, portfolios=None, **kwargs):
         super().__init__(*args, **kwargs)

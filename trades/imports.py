@@ -76,7 +76,7 @@ def read_rows(data, *, name=None, max_rows=MAX_ROWS):
         try:
             data = decode_text(data, name or "the file")
         except UploadError as exc:
-            raise ImportRejected([str(exc).removeprefix(f"{name or 'the file'}: ")], file=name) from None
+            raise ImportRejected([exc.problem], file=name) from None
     data = data.lstrip("\ufeff")
     reader = csv.reader(io.StringIO(data))
     try:

@@ -241,11 +241,11 @@ OFF_MARKET = 0.01
 
 def _off_market(trade, legs, bars):
     """A line for each leg priced more than OFF_MARKET outside its day's low-high (bars: BAR_COLUMNS rows)."""
-    ranges = {row[0]: (row[3], row[2]) for row in bars if row[2] is not None and row[3] is not None}
+    ranges = {day: (low, high) for day, _open, high, low, *_ in bars}
     lines = []
     for day, price, label, _ in legs:
-        if day in ranges:
-            low, high = ranges[day]
+        low, high = ranges.get(day, (None, None))
+        if low is not None and high is not None:
             if not low * (1 - OFF_MARKET) <= float(price) <= high * (1 + OFF_MARKET):
                 lines.append(f"{label}: {trade.instrument.key} traded {low:,.2f} to {high:,.2f} that day")
     return lines
@@ -456,7 +456,7 @@ def trade_import(request):
             try:
                 data = read_upload_bytes(upload)  # the size and extension, before a byte is parsed
             except UploadError as exc:
-                raise ImportRejected([str(exc).removeprefix(f"{upload.name}: ")], file=upload.name) from None
+                raise ImportRejected([exc.problem], file=upload.name) from None
             result = services.import_trades(portfolio=book, data=data, user=request.user, name=upload.name,
                                             max_rows=MAX_IMPORT_ROWS, again=form.cleaned_data["again"])
         except ImportRejected as exc:

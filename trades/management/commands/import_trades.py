@@ -16,7 +16,7 @@ class Command(BaseCommand):
         parser.add_argument("file", help="CSV file: date, action, symbol, quantity, price, commission, amount, ...")
         parser.add_argument("--portfolio", help="Portfolio name (needed when there are several)")
         parser.add_argument("--again", action="store_true",
-                            help="Import even if this exact file was imported into the portfolio before")
+                            help="Import even if the file (or some rows) is already in the portfolio's journal")
 
     def handle(self, *args, **options):
         path = Path(options["file"])
