@@ -114,10 +114,14 @@ def validate_request(*, strategy, params=None, universe="SP500", start=None, end
         keys = _panel_keys()
         first, last = data_span({keys[pk].split(":", 1)[0] for pk in ids if pk in keys}, spans=spans)
         # ... and from the day by which at least half of its priced names have bars: not from the one
-        # name whose history happens to reach back years before the rest (it would trade alone).
+        # name whose history happens to reach back years before the rest (it would trade alone). A strategy
+        # that looks back starts WARMUP_DAYS later still, so that its lookbacks are warm for that half too
+        # (else the few names with older bars are all it can pick for a year), when the data is long enough.
         firsts = sorted(_first_bars(ids).values())
         if firsts:
             first = max(first, firsts[(len(firsts) - 1) // 2])
+            if chosen.warmup and start is None and first + dt.timedelta(days=WARMUP_DAYS) < last:
+                first += dt.timedelta(days=WARMUP_DAYS)
     start, end = start or first, end or last
     if start > end:
         raise BacktestRequestError(["start"], f"start {start} is after end {end}")

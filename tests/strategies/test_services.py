@@ -168,8 +168,11 @@ def test_the_default_dates_are_the_span_of_the_universes_own_exchange(desk, make
     make_bars("AAPL", "XNYS", [(dt.date(2012, 6, 1), 20, 21, 19, 20.5, 1000)])
     refresh_panels()
     assert services.data_span() == (dt.date(2012, 6, 1), dt.date(2024, 5, 31))
+    # Momentum looks back: it starts WARMUP_DAYS (800) after the day half the members have bars (2013-01-02),
+    # so its lookbacks are warm for all of them, not only for AAPL; buy and hold needs no history.
     request = services.validate_request(strategy="momentum", universe="SP500")
-    assert (request.start, request.end) == (dt.date(2013, 1, 2), dt.date(2016, 12, 30))
+    assert (request.start, request.end) == (dt.date(2015, 3, 13), dt.date(2016, 12, 30))
+    assert services.validate_request(strategy="buy_and_hold", universe="SP500").start == dt.date(2013, 1, 2)
     assert services.validate_request(strategy="buy_and_hold", universe="AAPL").start == dt.date(2012, 6, 1)
     assert services.validate_request(strategy="buy_and_hold", universe="BHP").end == dt.date(2024, 5, 31)
     with pytest.raises(services.BacktestRequestError, match="start 2020-01-02 is after end 2016-12-30"):
